@@ -1,0 +1,1 @@
+//! Benchmarks for rrdcore live in `benches/`.

@@ -1,0 +1,1 @@
+//! Examples of embedding rrdcore; see the `examples` targets.

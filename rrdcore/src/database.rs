@@ -1,0 +1,703 @@
+//! [`Rrd`]: one database file, memory-mapped, with create, open, update,
+//! fetch and info.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fetch::{self, FetchRequest, Fetched, RowSource};
+use crate::format::{Layout, header, live};
+use crate::mmap::MappedFile;
+use crate::number;
+use crate::schema::{MIN_START, Schema};
+use crate::state::{State, Timestamp};
+use crate::update::{self, RowSink, Scratch};
+
+/// How [`Rrd::create`] makes a new database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateOptions {
+    /// The database's start time (its virtual first update); default: now - 10 s.
+    pub start: Option<i64>,
+    /// Each archive's starting row. RRDtool picks these at random, which is the
+    /// default; restoring a dump or replaying golden vectors sets them.
+    pub cur_rows: Option<Vec<u64>>,
+    /// Replace an existing file (default: refuse with [`Error::Exists`]).
+    pub overwrite: bool,
+    /// fsync the new file before returning.
+    pub sync: bool,
+}
+
+/// Options for the text form of update ([`Rrd::update_args`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateOptions {
+    /// `--template`: the data sources the values are for, in order; the others get `U`.
+    pub template: Option<Vec<String>>,
+    /// `--skip-past-updates`: silently skip updates not after the last one.
+    pub skip_past: bool,
+    /// What `N` and negative times are relative to; default: the system clock.
+    pub now: Option<Timestamp>,
+}
+
+/// Everything `rrdtool info` shows about a database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Info {
+    /// The file.
+    pub path: PathBuf,
+    /// The on-disk format version.
+    pub format_version: u32,
+    /// Bytes before the first row.
+    pub header_size: u64,
+    /// Total file size.
+    pub file_size: u64,
+    /// Step, data sources and archives.
+    pub schema: Schema,
+    /// Last update and every consolidation state.
+    pub state: State,
+}
+
+/// One database file, mapped into memory.
+///
+/// ```
+/// use rrdcore::{Cf, CreateOptions, FetchRequest, Rrd, Schema, Timestamp};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("load.rrd");
+/// let opts = CreateOptions { start: Some(1_000_000_000), ..Default::default() };
+/// let mut db = Rrd::create(&path, &Schema::monitoring_default(), &opts).unwrap();
+/// for i in 1..=12 {
+///     db.update(Timestamp::from_secs(1_000_000_000 + i * 300), &[i as f64]).unwrap();
+/// }
+/// let rows = db.fetch(&FetchRequest::new(Cf::Average, 1_000_000_000, 1_000_003_600)).unwrap();
+/// assert_eq!(rows.step, 300);
+/// ```
+#[derive(Debug)]
+pub struct Rrd {
+    path: PathBuf,
+    map: MappedFile,
+    schema: Schema,
+    layout: Layout,
+    state: State,
+    active_slot: usize,
+    seq: u64,
+    scratch: Scratch,
+    slot_buf: Vec<u8>,
+    text_buf: Vec<String>,
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { op, path, source }
+}
+
+fn lock(file: &File, exclusive: bool, path: &Path) -> Result<()> {
+    let result = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock", path)(e)),
+    }
+}
+
+/// The current time from the system clock.
+pub fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        usec: d.subsec_micros(),
+    }
+}
+
+fn random_rows(schema: &Schema) -> Vec<u64> {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    schema
+        .archives
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut h = state.build_hasher();
+            h.write_usize(i);
+            h.finish() % a.rows
+        })
+        .collect()
+}
+
+impl Rrd {
+    /// Creates a database file at `path` and opens it for writing.
+    ///
+    /// The file is written beside its final name and renamed into place, so an
+    /// existing file is never left half-overwritten.
+    pub fn create(path: impl AsRef<Path>, schema: &Schema, opts: &CreateOptions) -> Result<Rrd> {
+        let path = path.as_ref();
+        schema.validate()?;
+        let start = opts.start.unwrap_or_else(|| now().sec - 10);
+        if start < MIN_START {
+            return Err(Error::Schema {
+                field: "start",
+                value: start.to_string(),
+                reason: "start time should be after 1980",
+            });
+        }
+        if let Some(rows) = &opts.cur_rows {
+            if rows.len() != schema.archives.len() {
+                return Err(Error::Schema {
+                    field: "cur_rows",
+                    value: format!("{rows:?}"),
+                    reason: "needs one starting row per archive",
+                });
+            }
+            for (row, rra) in rows.iter().zip(&schema.archives) {
+                if *row >= rra.rows {
+                    return Err(Error::Schema {
+                        field: "cur_rows",
+                        value: row.to_string(),
+                        reason: "a starting row must be below the archive's row count",
+                    });
+                }
+            }
+        }
+        if path.exists() {
+            if !opts.overwrite {
+                return Err(Error::Exists {
+                    path: path.to_path_buf(),
+                });
+            }
+            // Refuse to replace a file another writer has open.
+            if let Ok(existing) = OpenOptions::new().read(true).write(true).open(path) {
+                lock(&existing, true, path)?;
+            }
+        }
+        let cur_rows = opts.cur_rows.clone().unwrap_or_else(|| random_rows(schema));
+        let state = State::new(schema, start, &cur_rows);
+        let tmp = temp_path(path);
+        let written = write_new(&tmp, schema, &state, opts.sync);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_err("rename", path)(e)
+        })?;
+        Rrd::open(path)
+    }
+
+    /// Opens a database for reading and writing, taking its exclusive lock.
+    /// Everything is validated first; any damage gives an error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Rrd> {
+        let path = path.as_ref();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        lock(&file, true, path)?;
+        let map = MappedFile::writable(file).map_err(io_err("mmap", path))?;
+        Rrd::from_map(path, map)
+    }
+
+    /// Opens a database for reading only, taking a shared lock (several readers
+    /// may share a file; a writer may not join them).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Rrd> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(io_err("open", path))?;
+        lock(&file, false, path)?;
+        let map = MappedFile::read_only(file).map_err(io_err("mmap", path))?;
+        Rrd::from_map(path, map)
+    }
+
+    /// Opens a database image held in memory (no file, no lock). Validated
+    /// exactly like a file; updates change the image, see [`Rrd::into_bytes`].
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Rrd> {
+        Rrd::from_map(Path::new(""), MappedFile::memory(bytes))
+    }
+
+    /// Creates a new database image in memory.
+    pub fn create_in_memory(schema: &Schema, opts: &CreateOptions) -> Result<Rrd> {
+        schema.validate()?;
+        let start = opts.start.unwrap_or_else(|| now().sec - 10);
+        let cur_rows = opts.cur_rows.clone().unwrap_or_else(|| random_rows(schema));
+        let state = State::new(schema, start, &cur_rows);
+        let mut image = Vec::new();
+        encode_new(&mut image, schema, &state);
+        Rrd::from_bytes(image)
+    }
+
+    /// The database's bytes, exactly as they are (or would be) on disk.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.map.bytes()
+    }
+
+    /// The image of an in-memory database; `None` for a file-backed one.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        self.map.into_memory()
+    }
+
+    fn from_map(path: &Path, map: MappedFile) -> Result<Rrd> {
+        let decoded = decode(map.bytes()).map_err(|e| e.at(path))?;
+        let ds_count = decoded.schema.data_sources.len();
+        Ok(Rrd {
+            path: path.to_path_buf(),
+            map,
+            schema: decoded.schema,
+            layout: decoded.layout,
+            state: decoded.state,
+            active_slot: decoded.active_slot,
+            seq: decoded.seq,
+            scratch: Scratch::default(),
+            slot_buf: Vec::new(),
+            text_buf: vec![String::new(); ds_count],
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The database's schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The live state (last update, open PDPs and CDPs, ring positions).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Time of the last accepted update.
+    pub fn last_update(&self) -> Timestamp {
+        self.state.last_update
+    }
+
+    /// Updates with one value per data source; NaN means unknown.
+    ///
+    /// A value is taken as the text RRDtool would get: COUNTER and DERIVE
+    /// values must be whole numbers; other types use the shortest decimal that
+    /// reads back as the same f64. A rejected update changes nothing.
+    pub fn update(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
+        self.stage_typed(time, values)?;
+        self.commit();
+        Ok(())
+    }
+
+    /// Applies many updates in order, committing the state once at the end.
+    ///
+    /// On the first failing update, the ones before it stay applied (as with
+    /// several arguments to `rrdtool update`) and [`Error::Batch`] says which failed.
+    pub fn update_many<'a, I>(&mut self, updates: I) -> Result<usize>
+    where
+        I: IntoIterator<Item = (Timestamp, &'a [f64])>,
+    {
+        let mut applied = 0;
+        for (index, (time, values)) in updates.into_iter().enumerate() {
+            if let Err(source) = self.stage_typed(time, values) {
+                self.commit_if(applied > 0);
+                return Err(Error::Batch {
+                    index,
+                    applied,
+                    source: Box::new(source),
+                });
+            }
+            applied += 1;
+        }
+        self.commit_if(applied > 0);
+        Ok(applied)
+    }
+
+    /// Updates from RRDtool's text form, `TIME:V1:V2...` (or `AT-TIME@V1:V2...`),
+    /// with RRDtool's own number parsing.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let opts = rrdcore::CreateOptions { start: Some(1_000_000_000), ..Default::default() };
+    /// # let mut db = rrdcore::Rrd::create(dir.path().join("a.rrd"), &rrdcore::Schema::default(), &opts).unwrap();
+    /// db.update_text("1000000300:42").unwrap();
+    /// db.update_text("1000000600.5:U").unwrap();
+    /// assert!(db.update_text("1000000600:1").is_err()); // not after the last update
+    /// ```
+    pub fn update_text(&mut self, arg: &str) -> Result<()> {
+        self.update_args(&[arg], &UpdateOptions::default()).map(|_| ())
+    }
+
+    /// Applies several text updates, as `rrdtool update FILE ARG...` does: in
+    /// order, stopping at the first failure with the ones before it applied.
+    /// Returns how many were applied (skipped ones are not counted).
+    pub fn update_args<S: AsRef<str>>(&mut self, args: &[S], opts: &UpdateOptions) -> Result<usize> {
+        let mut applied = 0;
+        for (index, arg) in args.iter().enumerate() {
+            match self.stage_text(arg.as_ref(), opts) {
+                Ok(true) => applied += 1,
+                Ok(false) => {}
+                Err(source) => {
+                    self.commit_if(applied > 0);
+                    if args.len() == 1 {
+                        return Err(source);
+                    }
+                    return Err(Error::Batch {
+                        index,
+                        applied,
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+        self.commit_if(applied > 0);
+        Ok(applied)
+    }
+
+    /// Reads rows back, choosing the archive as `rrdtool fetch` does.
+    pub fn fetch(&self, req: &FetchRequest) -> Result<Fetched> {
+        let source = MapSource {
+            bytes: self.map.bytes(),
+            layout: &self.layout,
+        };
+        fetch::fetch(&self.schema, self.state.last_update.sec, &self.state.cur_row, req, &source)
+    }
+
+    /// The database's full description and state.
+    pub fn info(&self) -> Info {
+        Info {
+            path: self.path.clone(),
+            format_version: header::VERSION,
+            header_size: self.layout.data_offset,
+            file_size: self.layout.file_len,
+            schema: self.schema.clone(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// One stored value: data source `ds` in ring row `row` of archive `rra`
+    /// (`None` when out of range).
+    pub fn stored_value(&self, rra: usize, row: u64, ds: usize) -> Option<f64> {
+        let a = self.schema.archives.get(rra)?;
+        if row >= a.rows || ds >= self.schema.data_sources.len() {
+            return None;
+        }
+        Some(read_value(self.map.bytes(), &self.layout, rra, row, ds))
+    }
+
+    /// Writes everything to disk and waits for it (msync).
+    pub fn flush(&self) -> Result<()> {
+        self.map.flush().map_err(io_err("msync", &self.path))
+    }
+
+    fn stage_typed(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
+        if values.len() != self.schema.data_sources.len() {
+            return Err(Error::ValueCount {
+                expected: self.schema.data_sources.len(),
+                got: values.len(),
+            });
+        }
+        let mut texts = std::mem::take(&mut self.text_buf);
+        let mut result = Ok(());
+        for ((ds, v), out) in self.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
+            if let Err(e) = update::value_text(ds, *v, out) {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_ok() {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            result = self.stage(time, &refs);
+        }
+        self.text_buf = texts;
+        result
+    }
+
+    /// Parses one text argument and applies it; `Ok(false)` when skipped.
+    fn stage_text(&mut self, arg: &str, opts: &UpdateOptions) -> Result<bool> {
+        let now = opts.now.unwrap_or_else(now);
+        let (time_text, rest) = match arg.split_once('@') {
+            Some((t, rest)) => (t, rest),
+            None => arg.split_once(':').unwrap_or((arg, "")),
+        };
+        let time = parse_update_time(time_text, arg.contains('@'), now)?;
+        let given: Vec<&str> = rest.split(':').collect();
+        let values: Vec<&str> = match &opts.template {
+            None => given,
+            Some(names) => self.apply_template(names, &given)?,
+        };
+        if opts.skip_past && time <= self.state.last_update {
+            return Ok(false);
+        }
+        self.stage(time, &values)?;
+        Ok(true)
+    }
+
+    fn apply_template<'a>(&self, names: &[String], given: &[&'a str]) -> Result<Vec<&'a str>> {
+        if names.len() != given.len() {
+            return Err(Error::ValueCount {
+                expected: names.len(),
+                got: given.len(),
+            });
+        }
+        let mut values = vec!["U"; self.schema.data_sources.len()];
+        for (name, value) in names.iter().zip(given) {
+            let i = self.schema.ds_index(name).ok_or_else(|| Error::Value {
+                ds: name.clone(),
+                kind: "template",
+                value: name.clone(),
+                reason: "no data source of that name",
+            })?;
+            if let Some(slot) = values.get_mut(i) {
+                *slot = value;
+            }
+        }
+        Ok(values)
+    }
+
+    /// Validates and applies one update to the in-memory state and the rows.
+    fn stage(&mut self, time: Timestamp, values: &[&str]) -> Result<()> {
+        if self.map.bytes_mut().is_none() {
+            return Err(Error::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
+        let interval = update::prepare(&self.schema, &self.state, time, values, &mut self.scratch)?;
+        let Some(bytes) = self.map.bytes_mut() else {
+            return Err(Error::ReadOnly {
+                path: self.path.clone(),
+            });
+        };
+        let mut sink = MapSink {
+            bytes,
+            layout: &self.layout,
+        };
+        update::apply(&self.schema, &mut self.state, time, interval, values, &mut self.scratch, &mut sink);
+        Ok(())
+    }
+
+    fn commit_if(&mut self, changed: bool) {
+        if changed {
+            self.commit();
+        }
+    }
+
+    /// Writes the in-memory state to the slot that is not current, then makes it current.
+    fn commit(&mut self) {
+        let next = self.seq.wrapping_add(1);
+        live::encode(&self.state, next, &mut self.slot_buf);
+        let slot = 1 - self.active_slot;
+        let offset = self.layout.slot_offset(slot);
+        if let Some(bytes) = self.map.bytes_mut() {
+            let range = usize::try_from(offset)
+                .ok()
+                .and_then(|o| bytes.get_mut(o..o + self.slot_buf.len()));
+            if let Some(dst) = range {
+                dst.copy_from_slice(&self.slot_buf);
+                self.active_slot = slot;
+                self.seq = next;
+            }
+        }
+    }
+
+    /// Writes the live state to disk and waits for it (cheaper than [`Rrd::flush`]
+    /// when only the state matters, e.g. after a journal replay).
+    pub fn flush_state(&self) -> Result<()> {
+        let len = usize::try_from(self.layout.data_offset).unwrap_or(0);
+        self.map.flush_range(0, len).map_err(io_err("msync", &self.path))
+    }
+}
+
+fn parse_update_time(text: &str, at_style: bool, now: Timestamp) -> Result<Timestamp> {
+    let bad = |reason| Error::Time {
+        value: text.to_owned(),
+        reason,
+    };
+    if at_style {
+        let sec = crate::timespec::parse(text, now.sec, None, None)?;
+        return Ok(Timestamp::from_secs(sec));
+    }
+    if text == "N" {
+        return Ok(now);
+    }
+    let mut t = number::parse_full(text).ok_or_else(|| bad("not a number, N or an at-style time ending in @"))?;
+    if t < 0.0 {
+        #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+        let base = now.sec as f64 + f64::from(now.usec) * 1e-6;
+        t += base;
+    }
+    Timestamp::from_f64(t).ok_or_else(|| bad("time out of range"))
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Encodes a complete new database image into `out`.
+fn encode_new(out: &mut Vec<u8>, schema: &Schema, state: &State) {
+    let layout = Layout::of(schema);
+    out.clear();
+    out.extend_from_slice(&header::encode(schema));
+    let mut slot = Vec::new();
+    live::encode(state, 1, &mut slot);
+    out.extend_from_slice(&slot);
+    live::encode(state, 0, &mut slot);
+    out.extend_from_slice(&slot);
+    let nan = f64::NAN.to_le_bytes();
+    let len = usize::try_from(layout.file_len).unwrap_or(0);
+    while out.len() < len {
+        out.extend_from_slice(&nan);
+    }
+}
+
+/// Writes a complete new database file at `path`.
+fn write_new(path: &Path, schema: &Schema, state: &State, sync: bool) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    let mut image = Vec::new();
+    encode_new(&mut image, schema, state);
+    file.write_all(&image).map_err(io_err("write", path))?;
+    if sync {
+        file.sync_all().map_err(io_err("fsync", path))?;
+    }
+    Ok(())
+}
+
+/// A decoded, validated database image.
+pub(crate) struct Decoded {
+    pub schema: Schema,
+    pub layout: Layout,
+    pub state: State,
+    pub active_slot: usize,
+    pub seq: u64,
+    /// Why the other slot was not usable, when it was not (a torn last write).
+    pub other_slot_error: Option<String>,
+}
+
+/// A decode failure, before the path is known.
+pub(crate) enum DecodeError {
+    Corrupt(String),
+    Version(u32),
+}
+
+impl DecodeError {
+    pub(crate) fn at(self, path: &Path) -> Error {
+        match self {
+            DecodeError::Corrupt(what) => Error::Corrupt {
+                path: path.to_path_buf(),
+                what,
+            },
+            DecodeError::Version(version) => Error::Version {
+                path: path.to_path_buf(),
+                version,
+            },
+        }
+    }
+}
+
+/// Decodes and checks a whole database image: header, length, both slots.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let (schema, _) = header::decode(bytes).map_err(|e| match e {
+        header::HeaderError::Corrupt(what) => DecodeError::Corrupt(what),
+        header::HeaderError::Version(v) => DecodeError::Version(v),
+    })?;
+    let layout = Layout::of(&schema);
+    if bytes.len() as u64 != layout.file_len {
+        return Err(DecodeError::Corrupt(format!(
+            "file is {} bytes, its schema needs {}",
+            bytes.len(),
+            layout.file_len
+        )));
+    }
+    let slot = |i: usize| {
+        let start = usize::try_from(layout.slot_offset(i)).unwrap_or(usize::MAX);
+        let len = usize::try_from(layout.slot_len).unwrap_or(0);
+        let raw = bytes.get(start..start.saturating_add(len)).unwrap_or_default();
+        live::decode(raw, &schema)
+    };
+    let (a, b) = (slot(0), slot(1));
+    let (active_slot, seq, state, other_slot_error) = match (a, b) {
+        (Ok((sa, a)), Ok((sb, b))) => {
+            if sb > sa {
+                (1, sb, b, None)
+            } else {
+                (0, sa, a, None)
+            }
+        }
+        (Ok((sa, a)), Err(eb)) => (0, sa, a, Some(eb)),
+        (Err(ea), Ok((sb, b))) => (1, sb, b, Some(ea)),
+        (Err(ea), Err(eb)) => {
+            return Err(DecodeError::Corrupt(format!(
+                "both live-state slots are damaged (A: {ea}; B: {eb})"
+            )));
+        }
+    };
+    Ok(Decoded {
+        schema,
+        layout,
+        state,
+        active_slot,
+        seq,
+        other_slot_error,
+    })
+}
+
+fn read_value(bytes: &[u8], layout: &Layout, rra: usize, row: u64, ds: usize) -> f64 {
+    let offset = usize::try_from(layout.value_offset(rra, row, ds)).unwrap_or(usize::MAX);
+    bytes
+        .get(offset..offset.saturating_add(8))
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(f64::NAN, f64::from_le_bytes)
+}
+
+struct MapSource<'a> {
+    bytes: &'a [u8],
+    layout: &'a Layout,
+}
+
+impl RowSource for MapSource<'_> {
+    fn read(&self, rra: usize, row: u64, ds: usize) -> f64 {
+        read_value(self.bytes, self.layout, rra, row, ds)
+    }
+}
+
+struct MapSink<'a> {
+    bytes: &'a mut [u8],
+    layout: &'a Layout,
+}
+
+impl RowSink for MapSink<'_> {
+    fn write(&mut self, rra: usize, row: u64, ds: usize, value: f64) {
+        let offset = usize::try_from(self.layout.value_offset(rra, row, ds)).unwrap_or(usize::MAX);
+        if let Some(dst) = self.bytes.get_mut(offset..offset.saturating_add(8)) {
+            dst.copy_from_slice(&value.to_le_bytes());
+        }
+    }
+}
+
+/// Checks a database image in memory without opening a file: the same
+/// validation [`Rrd::open`] performs. Returns a short report of what was found.
+pub fn check_bytes(bytes: &[u8]) -> Result<CheckReport> {
+    let d = decode(bytes).map_err(|e| e.at(Path::new("")))?;
+    Ok(CheckReport {
+        last_update: d.state.last_update,
+        sequence: d.seq,
+        torn_slot: d.other_slot_error,
+    })
+}
+
+/// What [`check_bytes`] found in a valid image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckReport {
+    /// Last update of the state in use.
+    pub last_update: Timestamp,
+    /// Sequence number of the state in use.
+    pub sequence: u64,
+    /// When the other live-state slot is damaged (typically a torn last write), why.
+    pub torn_slot: Option<String>,
+}

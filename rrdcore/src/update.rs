@@ -1,0 +1,431 @@
+//! The update algorithm: input to rates, rates to PDPs, PDPs to rows.
+//!
+//! A faithful implementation of `rrd-semantics.md` §3 (RRDtool 1.7.2),
+//! including its quirks: the left-open-PDP split (§3.7), the one-short
+//! counter wrap, the unknown-seconds rule. Operation order is kept exactly,
+//! because the results must agree bit for bit.
+//!
+//! [`prepare`] validates an update and computes each data source's input
+//! without changing anything, so a rejected update leaves the database
+//! untouched; [`apply`] then moves the state and writes rows through a
+//! [`RowSink`].
+
+use crate::error::{Error, Result};
+use crate::number::{self, Parsed};
+use crate::schema::{Cf, DataSource, DsType, Schema};
+use crate::state::{CdpState, DsState, LastDs, State, Timestamp, cdp_initial};
+
+/// Where [`apply`] writes finished rows.
+pub(crate) trait RowSink {
+    /// Stores `value` for data source `ds` in row `row` of archive `rra`.
+    fn write(&mut self, rra: usize, row: u64, ds: usize, value: f64);
+}
+
+/// Per-update buffers, kept between updates to avoid allocation.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Scratch {
+    pdp_new: Vec<f64>,
+    part: Vec<f64>,
+    pdp_temp: Vec<f64>,
+}
+
+impl Scratch {
+    fn reset(&mut self, n: usize) {
+        for v in [&mut self.pdp_new, &mut self.part, &mut self.pdp_temp] {
+            v.clear();
+            v.resize(n, f64::NAN);
+        }
+    }
+}
+
+/// Seconds between the last update and `time`, or the RRDtool error when
+/// `time` is not after it.
+pub(crate) fn interval(last: Timestamp, time: Timestamp) -> Result<f64> {
+    if time <= last {
+        return Err(Error::TimeNotAfter {
+            time: time.to_string(),
+            last: last.to_string(),
+        });
+    }
+    #[expect(clippy::cast_precision_loss, reason = "RRDtool computes the interval in f64")]
+    let whole = time.sec.wrapping_sub(last.sec) as f64;
+    Ok(whole + (f64::from(time.usec) - f64::from(last.usec)) / 1e6)
+}
+
+/// Validates one update and fills `scratch.pdp_new` (rate x seconds per data
+/// source, NaN for unknown). Changes nothing.
+pub(crate) fn prepare(
+    schema: &Schema,
+    state: &State,
+    time: Timestamp,
+    values: &[&str],
+    scratch: &mut Scratch,
+) -> Result<f64> {
+    if values.len() != schema.data_sources.len() {
+        return Err(Error::ValueCount {
+            expected: schema.data_sources.len(),
+            got: values.len(),
+        });
+    }
+    let interval = interval(state.last_update, time)?;
+    scratch.reset(values.len());
+    let inputs = schema.data_sources.iter().zip(&state.ds).zip(values);
+    for (slot, ((ds, ds_state), text)) in scratch.pdp_new.iter_mut().zip(inputs) {
+        *slot = pdp_input(ds, ds_state, text, interval)?;
+    }
+    Ok(interval)
+}
+
+fn value_error(ds: &DataSource, text: &str, reason: &'static str) -> Error {
+    Error::Value {
+        ds: ds.name.clone(),
+        kind: ds.kind.name(),
+        value: text.to_owned(),
+        reason,
+    }
+}
+
+fn parse_value(ds: &DataSource, text: &str) -> Result<f64> {
+    match number::parse(text) {
+        Parsed::Number(v) => Ok(v),
+        Parsed::Trailing(..) => Err(value_error(ds, text, "text after the number")),
+        Parsed::Nothing => Err(value_error(ds, text, "cannot convert to a number")),
+    }
+}
+
+/// One data source's input as rate x seconds (`rrd-semantics.md` §3.4).
+fn pdp_input(ds: &DataSource, state: &DsState, text: &str, interval: f64) -> Result<f64> {
+    #[expect(clippy::cast_precision_loss, reason = "RRDtool compares the heartbeat as f64")]
+    let heartbeat = ds.heartbeat as f64;
+    if text.as_bytes().first() == Some(&b'U') || heartbeat < interval {
+        return Ok(f64::NAN);
+    }
+    let (pdp_new, rate) = match ds.kind {
+        DsType::Gauge => {
+            let x = parse_value(ds, text)?;
+            (x * interval, x)
+        }
+        DsType::Absolute => {
+            let x = parse_value(ds, text)?;
+            (x, x / interval)
+        }
+        DsType::Counter | DsType::Derive => {
+            let signed = ds.kind == DsType::Derive;
+            let simple = text
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b.is_ascii_digit() || (signed && i == 0 && b == b'-'));
+            if !simple {
+                let reason = if signed {
+                    "not a simple signed integer"
+                } else {
+                    "not a simple unsigned integer"
+                };
+                return Err(value_error(ds, text, reason));
+            }
+            if state.last_ds.is_unknown() {
+                return Ok(f64::NAN);
+            }
+            let mut d = number::counter_diff(text, state.last_ds.as_str());
+            if ds.kind == DsType::Counter {
+                if d < 0.0 {
+                    d += 4_294_967_295.0;
+                }
+                if d < 0.0 {
+                    d += 18_446_744_069_414_584_320.0;
+                }
+            }
+            (d, d / interval)
+        }
+        DsType::DCounter | DsType::DDerive => {
+            if state.last_ds.is_unknown() {
+                return Ok(f64::NAN);
+            }
+            let x = parse_value(ds, text)?;
+            let old = state.last_ds.as_str();
+            let o = number::parse_full(old)
+                .ok_or_else(|| value_error(ds, old, "the previous reading is not a number"))?;
+            if ds.kind == DsType::DCounter && ((x > 0.0 && o > x) || (x < 0.0 && x > o)) {
+                return Ok(f64::NAN);
+            }
+            let d = x - o;
+            (d, d / interval)
+        }
+    };
+    let out_of_range = !rate.is_nan()
+        && (ds.max.is_some_and(|max| rate > max) || ds.min.is_some_and(|min| rate < min));
+    Ok(if out_of_range { f64::NAN } else { pdp_new })
+}
+
+/// Applies an update that [`prepare`] accepted: moves the state to `time` and
+/// writes every finished row.
+pub(crate) fn apply(
+    schema: &Schema,
+    state: &mut State,
+    time: Timestamp,
+    interval: f64,
+    values: &[&str],
+    scratch: &mut Scratch,
+    sink: &mut impl RowSink,
+) {
+    for (d, text) in state.ds.iter_mut().zip(values) {
+        d.last_ds = LastDs::new(text);
+    }
+    #[expect(clippy::cast_possible_wrap, reason = "validated schemas keep step below i64::MAX")]
+    let step = schema.step as i64;
+    let last = state.last_update;
+    let proc_pdp_st = last.sec - last.sec.rem_euclid(step);
+    let occu_pdp_st = time.sec - time.sec.rem_euclid(step);
+    #[expect(clippy::cast_sign_loss, reason = "time is after last, so the difference is non-negative")]
+    let mut elapsed = ((occu_pdp_st - proc_pdp_st) / step) as u64;
+    if elapsed == 0 {
+        accumulate(state, interval, &scratch.pdp_new);
+    } else {
+        #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+        let mut pre_int = (occu_pdp_st - last.sec) as f64 - f64::from(last.usec) / 1e6;
+        #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+        let post_int = time.sec.rem_euclid(step) as f64 + f64::from(time.usec) / 1e6;
+        let mut interval = interval;
+        #[expect(clippy::cast_sign_loss, reason = "times are after 1980")]
+        let mut proc_pdp_cnt = (proc_pdp_st / step) as u64;
+        let Scratch {
+            pdp_new,
+            part,
+            pdp_temp,
+        } = scratch;
+        if elapsed > 1 {
+            #[expect(clippy::cast_possible_truncation, reason = "C's (long) cast of pre_int")]
+            let sec_open = (pre_int.trunc() as i64).rem_euclid(step);
+            if sec_open > 0 {
+                #[expect(clippy::cast_precision_loss, reason = "sec_open < step")]
+                let open = sec_open as f64;
+                for (new, p) in pdp_new.iter_mut().zip(part.iter_mut()) {
+                    *p = if !new.is_nan() && interval > 0.0 {
+                        let share = *new * open / interval;
+                        *new -= share;
+                        share
+                    } else {
+                        f64::NAN
+                    };
+                }
+                close(schema, state, open, open, 0.0, 1, part, pdp_temp);
+                consolidate(schema, state, 1, proc_pdp_cnt, pdp_temp, sink);
+                interval -= open;
+                pre_int -= open;
+                elapsed -= 1;
+                proc_pdp_cnt += 1;
+            }
+        }
+        close(schema, state, interval, pre_int, post_int, elapsed, pdp_new, pdp_temp);
+        consolidate(schema, state, elapsed, proc_pdp_cnt, pdp_temp, sink);
+    }
+    state.last_update = time;
+}
+
+/// No PDP boundary crossed: add the input to the open PDP (§3.5).
+fn accumulate(state: &mut State, interval: f64, pdp_new: &[f64]) {
+    for (d, new) in state.ds.iter_mut().zip(pdp_new) {
+        if new.is_nan() {
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "C's floor() into unsigned long")]
+            let secs = interval.floor() as u64;
+            d.unknown_sec = d.unknown_sec.wrapping_add(secs);
+        } else if d.pdp_value.is_nan() {
+            d.pdp_value = *new;
+        } else {
+            d.pdp_value += *new;
+        }
+    }
+}
+
+/// Closes `n` PDPs: each data source's value goes to `pdp_temp`, and the open
+/// PDP restarts with the part of the input after the last boundary (§3.6).
+#[expect(clippy::too_many_arguments, reason = "mirrors RRDtool's process_pdp_st")]
+fn close(
+    schema: &Schema,
+    state: &mut State,
+    interval: f64,
+    pre_int: f64,
+    post_int: f64,
+    n: u64,
+    pdp_new: &[f64],
+    pdp_temp: &mut [f64],
+) {
+    #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+    let half_step = schema.step as f64 / 2.0;
+    let span = n.wrapping_mul(schema.step);
+    let rows = state.ds.iter_mut().zip(&schema.data_sources).zip(pdp_new).zip(pdp_temp);
+    for (((d, def), &new), temp) in rows {
+        let mut pre_unknown = 0.0;
+        if new.is_nan() {
+            pre_unknown = pre_int;
+        } else {
+            if d.pdp_value.is_nan() {
+                d.pdp_value = 0.0;
+            }
+            d.pdp_value += new / interval * pre_int;
+        }
+        #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+        let stale = interval > def.heartbeat as f64 || half_step < d.unknown_sec as f64;
+        *temp = if stale {
+            f64::NAN
+        } else {
+            #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+            let known = span.wrapping_sub(d.unknown_sec) as f64;
+            d.pdp_value / (known - pre_unknown)
+        };
+        if new.is_nan() {
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "C's floor() into unsigned long")]
+            let secs = post_int.floor() as u64;
+            d.unknown_sec = secs;
+            d.pdp_value = f64::NAN;
+        } else {
+            d.unknown_sec = 0;
+            d.pdp_value = new / interval * post_int;
+        }
+    }
+}
+
+/// Feeds `elapsed` identical PDPs into every archive and writes the rows they
+/// finish (§3.8, §3.9).
+fn consolidate(
+    schema: &Schema,
+    state: &mut State,
+    elapsed: u64,
+    proc_pdp_cnt: u64,
+    pdp_temp: &[f64],
+    sink: &mut impl RowSink,
+) {
+    let nds = schema.data_sources.len();
+    let State { cur_row, cdp, .. } = state;
+    let per_rra = schema.archives.iter().zip(cur_row.iter_mut()).zip(cdp.chunks_mut(nds));
+    for (r, ((rra, cur), cdps)) in per_rra.enumerate() {
+        let n = rra.steps;
+        let start_off = n - proc_pdp_cnt % n;
+        let rows_due = if start_off <= elapsed {
+            ((elapsed - start_off) / n + 1).min(rra.rows)
+        } else {
+            0
+        };
+        for (c, &pdp) in cdps.iter_mut().zip(pdp_temp) {
+            if n == 1 {
+                c.primary = pdp;
+                if elapsed >= 2 {
+                    c.secondary = pdp;
+                }
+            } else if rows_due > 0 {
+                finish_cdp(c, rra.cf, rra.xff, n, pdp, elapsed, start_off);
+            } else {
+                extend_cdp(c, rra.cf, pdp, elapsed);
+            }
+        }
+        for k in 0..rows_due {
+            *cur = (*cur + 1) % rra.rows;
+            for (ds, c) in cdps.iter().enumerate() {
+                sink.write(r, *cur, ds, if k == 0 { c.primary } else { c.secondary });
+            }
+        }
+    }
+}
+
+/// A CDP is finished: compute the row values and restart the open CDP.
+fn finish_cdp(c: &mut CdpState, cf: Cf, xff: f64, n: u64, pdp: f64, elapsed: u64, start_off: u64) {
+    if pdp.is_nan() {
+        c.unknown_pdps = c.unknown_pdps.wrapping_add(start_off);
+        c.secondary = f64::NAN;
+    } else {
+        c.secondary = pdp;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+    let too_unknown = c.unknown_pdps as f64 > n as f64 * xff;
+    c.primary = if too_unknown {
+        f64::NAN
+    } else {
+        match cf {
+            Cf::Average => {
+                #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+                let (off, known) = (start_off as f64, n.wrapping_sub(c.unknown_pdps) as f64);
+                (nz(c.value, 0.0) + nz(pdp, 0.0) * off) / known
+            }
+            Cf::Max => {
+                let (cum, cur) = (nz(c.value, f64::NEG_INFINITY), nz(pdp, f64::NEG_INFINITY));
+                if cur > cum { cur } else { cum }
+            }
+            Cf::Min => {
+                let (cum, cur) = (nz(c.value, f64::INFINITY), nz(pdp, f64::INFINITY));
+                if cur < cum { cur } else { cum }
+            }
+            Cf::Last => pdp,
+        }
+    };
+    let into = (elapsed - start_off) % n;
+    c.value = if into == 0 || pdp.is_nan() {
+        cdp_initial(cf)
+    } else if cf == Cf::Average {
+        #[expect(clippy::cast_precision_loss, reason = "into < steps")]
+        let weight = into as f64;
+        pdp * weight
+    } else {
+        pdp
+    };
+    c.unknown_pdps = if pdp.is_nan() { into } else { 0 };
+}
+
+/// The CDP stays open: fold `elapsed` copies of `pdp` into it.
+fn extend_cdp(c: &mut CdpState, cf: Cf, pdp: f64, elapsed: u64) {
+    #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
+    let weight = elapsed as f64;
+    if pdp.is_nan() {
+        c.unknown_pdps = c.unknown_pdps.wrapping_add(elapsed);
+    } else if c.value.is_nan() {
+        c.value = if cf == Cf::Average { pdp * weight } else { pdp };
+    } else {
+        match cf {
+            Cf::Average => c.value += pdp * weight,
+            Cf::Min => {
+                if pdp < c.value {
+                    c.value = pdp;
+                }
+            }
+            Cf::Max => {
+                if pdp > c.value {
+                    c.value = pdp;
+                }
+            }
+            Cf::Last => c.value = pdp,
+        }
+    }
+}
+
+fn nz(x: f64, default: f64) -> f64 {
+    if x.is_nan() { default } else { x }
+}
+
+/// Text for a typed update value: `U` for NaN, an integer for COUNTER/DERIVE,
+/// otherwise the shortest decimal that reads back as the same f64.
+pub(crate) fn value_text(ds: &DataSource, v: f64, out: &mut String) -> Result<()> {
+    use std::fmt::Write as _;
+    out.clear();
+    if v.is_nan() {
+        out.push('U');
+        return Ok(());
+    }
+    let integral = matches!(ds.kind, DsType::Counter | DsType::Derive);
+    if integral {
+        let negative_ok = ds.kind == DsType::Derive;
+        if !v.is_finite() || v.fract() != 0.0 || (v < 0.0 && !negative_ok) || v.abs() >= 1e30 {
+            return Err(value_error(ds, &v.to_string(), "a counter reading must be a whole number"));
+        }
+        let _ = write!(out, "{v:.0}");
+        if out == "-0" {
+            out.clear();
+            out.push('0');
+        }
+        return Ok(());
+    }
+    let _ = write!(out, "{v}");
+    if out.len() > crate::state::LAST_DS_MAX {
+        out.clear();
+        let _ = write!(out, "{v:e}");
+    }
+    Ok(())
+}
