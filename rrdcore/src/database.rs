@@ -70,7 +70,6 @@ pub struct Info {
 /// let rows = db.fetch(&FetchRequest::new(Cf::Average, 1_000_000_000, 1_000_003_600)).unwrap();
 /// assert_eq!(rows.step, 300);
 /// ```
-#[derive(Debug)]
 pub struct Rrd {
     path: PathBuf,
     map: MappedFile,
@@ -82,6 +81,17 @@ pub struct Rrd {
     scratch: Scratch,
     slot_buf: Vec<u8>,
     text_buf: Vec<String>,
+}
+
+impl std::fmt::Debug for Rrd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rrd")
+            .field("path", &self.path)
+            .field("map", &self.map)
+            .field("last_update", &self.state.last_update)
+            .field("sequence", &self.seq)
+            .finish_non_exhaustive()
+    }
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -139,13 +149,7 @@ impl Rrd {
         let path = path.as_ref();
         schema.validate()?;
         let start = opts.start.unwrap_or_else(|| now().sec - 10);
-        if start < MIN_START {
-            return Err(Error::Schema {
-                field: "start",
-                value: start.to_string(),
-                reason: "start time should be after 1980",
-            });
-        }
+        check_start(start)?;
         if let Some(rows) = &opts.cur_rows {
             if rows.len() != schema.archives.len() {
                 return Err(Error::Schema {
@@ -224,6 +228,7 @@ impl Rrd {
     pub fn create_in_memory(schema: &Schema, opts: &CreateOptions) -> Result<Rrd> {
         schema.validate()?;
         let start = opts.start.unwrap_or_else(|| now().sec - 10);
+        check_start(start)?;
         let cur_rows = opts.cur_rows.clone().unwrap_or_else(|| random_rows(schema));
         let state = State::new(schema, start, &cur_rows);
         let mut image = Vec::new();
@@ -508,6 +513,17 @@ impl Rrd {
     }
 }
 
+fn check_start(start: i64) -> Result<()> {
+    if (MIN_START..=crate::state::MAX_TIME).contains(&start) {
+        return Ok(());
+    }
+    Err(Error::Schema {
+        field: "start",
+        value: start.to_string(),
+        reason: "start time should be after 1980 and at most 2^52",
+    })
+}
+
 fn parse_update_time(text: &str, at_style: bool, now: Timestamp) -> Result<Timestamp> {
     let bad = |reason| Error::Time {
         value: text.to_owned(),
@@ -661,8 +677,15 @@ struct MapSource<'a> {
 }
 
 impl RowSource for MapSource<'_> {
-    fn read(&self, rra: usize, row: u64, ds: usize) -> f64 {
-        read_value(self.bytes, self.layout, rra, row, ds)
+    fn read_rows(&self, rra: usize, first: u64, count: u64, out: &mut Vec<f64>) {
+        let from = usize::try_from(self.layout.value_offset(rra, first, 0)).unwrap_or(usize::MAX);
+        let len = usize::try_from(count * self.layout.ds_count * 8).unwrap_or(usize::MAX);
+        let bytes = self.bytes.get(from..from.saturating_add(len)).unwrap_or_default();
+        out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| <[u8; 8]>::try_from(c).map_or(f64::NAN, f64::from_le_bytes)),
+        );
     }
 }
 

@@ -76,8 +76,9 @@ impl Fetched {
 
 /// Where a fetch reads stored values from.
 pub(crate) trait RowSource {
-    /// The value of data source `ds` in row `row` of archive `rra`.
-    fn read(&self, rra: usize, row: u64, ds: usize) -> f64;
+    /// Appends the values of `count` consecutive ring rows of archive `rra`,
+    /// starting at `first` (all within the ring), to `out`.
+    fn read_rows(&self, rra: usize, first: u64, count: u64, out: &mut Vec<f64>);
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -161,18 +162,31 @@ pub(crate) fn fetch(
     let rra_end = last_up - last_up.rem_euclid(st);
     let rra_first = rra_end - (rra_rows - 1) * st;
     let mut values = Vec::with_capacity(usize::try_from(row_count).unwrap_or(0) * ds_count);
-    let mut t = start;
-    for _ in 0..row_count {
-        t += st;
-        if t < rra_first || t > rra_end {
-            values.extend(std::iter::repeat_n(f64::NAN, ds_count));
-        } else {
-            let back = (rra_end - t) / st;
-            #[expect(clippy::cast_possible_wrap, reason = "cur < rows <= i64::MAX")]
-            let row = (cur as i64 - back).rem_euclid(rra_rows).unsigned_abs();
-            values.extend((0..ds_count).map(|ds| rows.read(archive, row, ds)));
+    // Rows stamped start+st ..= end: NaN before the ring's first row and after
+    // its last, the ring's rows (one or two contiguous runs) in between.
+    let first_t = start + st;
+    let lo = first_t.max(rra_first);
+    let hi = end.min(rra_end);
+    #[expect(clippy::cast_sign_loss, reason = "each count is checked non-negative")]
+    let (lead, inside) = if lo > hi {
+        (row_count, 0)
+    } else {
+        (((lo - first_t) / st) as u64, ((hi - lo) / st + 1) as u64)
+    };
+    let nan_rows = |n: u64, values: &mut Vec<f64>| {
+        values.extend(std::iter::repeat_n(f64::NAN, usize::try_from(n).unwrap_or(0) * ds_count));
+    };
+    nan_rows(lead, &mut values);
+    if inside > 0 {
+        #[expect(clippy::cast_possible_wrap, reason = "cur < rows <= i64::MAX")]
+        let first_row = (cur as i64 - (rra_end - lo) / st).rem_euclid(rra_rows).unsigned_abs();
+        let until_wrap = rra.rows - first_row;
+        rows.read_rows(archive, first_row, inside.min(until_wrap), &mut values);
+        if inside > until_wrap {
+            rows.read_rows(archive, 0, inside - until_wrap, &mut values);
         }
     }
+    nan_rows(row_count - lead - inside, &mut values);
     Ok(Fetched {
         start,
         end,

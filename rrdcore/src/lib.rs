@@ -50,6 +50,8 @@ mod mmap;
 pub mod number;
 mod schema;
 mod state;
+#[doc(hidden)]
+pub mod testing;
 pub mod timespec;
 mod update;
 
@@ -60,4 +62,4 @@ pub use schema::{
     Archive, Cf, CreateArgs, DataSource, DsType, MAX_COUNT, MAX_DS_NAME, MIN_START, Schema, parse_duration,
     parse_ds, parse_rra,
 };
-pub use state::{CdpState, DsState, LAST_DS_MAX, LastDs, State, Timestamp};
+pub use state::{CdpState, DsState, LAST_DS_MAX, LastDs, MAX_TIME, State, Timestamp};

@@ -29,14 +29,23 @@ use std::fs::File;
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
 /// A locked file and its memory map, or an in-memory image.
-#[derive(Debug)]
 pub(crate) struct MappedFile {
     map: Map,
     // Declared after `map` so the map is dropped (unmapped) before the lock is released.
     _file: Option<File>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.map {
+            Map::ReadOnly(_) => "read-only map",
+            Map::Writable(_) => "writable map",
+            Map::Memory(_) => "in-memory image",
+        };
+        write!(f, "{kind} of {} bytes", self.bytes().len())
+    }
+}
+
 enum Map {
     ReadOnly(Mmap),
     Writable(MmapMut),

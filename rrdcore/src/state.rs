@@ -5,6 +5,10 @@ use crate::schema::{Cf, Schema};
 /// Longest `last_ds` text RRDtool keeps (its `LAST_DS_LEN` less the NUL).
 pub const LAST_DS_MAX: usize = 29;
 
+/// Latest time a database accepts, about 142 million years from now (2^52 s),
+/// so that time arithmetic can never overflow.
+pub const MAX_TIME: i64 = 1 << 52;
+
 /// A point in time: seconds since the epoch and microseconds (0..=999_999).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
@@ -23,7 +27,8 @@ impl Timestamp {
     /// Splits a fractional time as RRDtool does: `sec = floor(t)`,
     /// `usec = trunc((t - sec) * 1e6)` in f64. `None` if `t` is not finite or out of range.
     pub fn from_f64(t: f64) -> Option<Self> {
-        if !t.is_finite() || t.abs() > 9.0e15 {
+        #[expect(clippy::cast_precision_loss, reason = "2^52 is exact in f64")]
+        if !t.is_finite() || t.abs() > MAX_TIME as f64 {
             return None;
         }
         let sec = t.floor();

@@ -41,6 +41,12 @@ impl Scratch {
 /// Seconds between the last update and `time`, or the RRDtool error when
 /// `time` is not after it.
 pub(crate) fn interval(last: Timestamp, time: Timestamp) -> Result<f64> {
+    if time.sec > crate::state::MAX_TIME || time.usec >= 1_000_000 {
+        return Err(Error::Time {
+            value: time.to_string(),
+            reason: "out of range (at most 2^52 seconds, microseconds below 1,000,000)",
+        });
+    }
     if time <= last {
         return Err(Error::TimeNotAfter {
             time: time.to_string(),

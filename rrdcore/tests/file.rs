@@ -264,3 +264,43 @@ fn fetch_errors() {
     assert!(db.fetch(&FetchRequest::new(Cf::Average, START, START).resolution(0)).is_err());
     assert!(db.fetch(&FetchRequest::new(Cf::Average, START, i64::MAX)).is_err());
 }
+
+#[test]
+fn bad_values_behind_valid_checksums_are_refused() {
+    let image = image_after_updates();
+    // (what, offset, bytes): offsets from docs/format.md for the monitoring default.
+    let cases: Vec<(&str, usize, Vec<u8>)> = vec![
+        ("step 0", 24, 0u64.to_le_bytes().to_vec()),
+        ("DS type 9", 32 + 20, vec![9]),
+        ("heartbeat 0", 32 + 24, 0u64.to_le_bytes().to_vec()),
+        ("xff 1.5", 80 + 8, 1.5f64.to_le_bytes().to_vec()),
+        ("rows 0", 80 + 24, 0u64.to_le_bytes().to_vec()),
+        ("DS name not UTF-8", 32, vec![0xff, 0xfe]),
+    ];
+    for (what, at, patch) in cases {
+        let mut v = image.clone();
+        v[at..at + patch.len()].copy_from_slice(&patch);
+        rrdcore::testing::reseal(&mut v);
+        let e = Rrd::from_bytes(v).err();
+        assert!(matches!(e, Some(Error::Corrupt { .. })), "{what}: {e:?}");
+    }
+    // Live state: cur_row beyond the ring, usec out of range, unknown_sec > step, in both slots.
+    let slot_cases: Vec<(&str, usize, Vec<u8>)> = vec![
+        ("cur_row 600", 24 + 48, 600u64.to_le_bytes().to_vec()),
+        ("usec 1e6", 16, 1_000_000u32.to_le_bytes().to_vec()),
+        // last update START+1500 is 100 s into its PDP and 2 PDPs into archive 1's row
+        ("unknown_sec 101 of 100", 24 + 40, 101u64.to_le_bytes().to_vec()),
+        ("last_ds length 30", 24, vec![30]),
+        ("unknown PDPs 3 of 2", 24 + 48 + 32 + 32 + 8, 3u64.to_le_bytes().to_vec()),
+        ("unknown PDPs 27 of 26", 24 + 48 + 32 + 96 + 8, 27u64.to_le_bytes().to_vec()),
+    ];
+    for (what, at, patch) in slot_cases {
+        let mut v = image.clone();
+        for slot in [SLOT_A, SLOT_B] {
+            v[slot + at..slot + at + patch.len()].copy_from_slice(&patch);
+        }
+        rrdcore::testing::reseal(&mut v);
+        let e = Rrd::from_bytes(v).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("both live-state slots"), "{what}: {e}");
+    }
+}

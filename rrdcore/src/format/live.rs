@@ -81,9 +81,7 @@ pub(crate) fn encode(state: &State, seq: u64, out: &mut Vec<u8>) {
 }
 
 
-/// Times beyond this (about 146 million years) are refused, so that time
-/// arithmetic cannot overflow.
-const MAX_ABS_TIME: i64 = 1 << 52;
+use crate::state::MAX_TIME;
 
 fn short(_: std::io::Error) -> String {
     "slot shorter than expected".to_owned()
@@ -104,9 +102,14 @@ pub(crate) fn decode(bytes: &[u8], schema: &Schema) -> Result<(u64, State), Stri
     let sec = r.read_i64::<LE>().map_err(short)?;
     let usec = r.read_u32::<LE>().map_err(short)?;
     let _reserved = r.read_u32::<LE>().map_err(short)?;
-    if usec >= 1_000_000 || !(-MAX_ABS_TIME..=MAX_ABS_TIME).contains(&sec) {
+    if usec >= 1_000_000 || !(0..=MAX_TIME).contains(&sec) {
         return Err(format!("last update {sec}.{usec:06} out of range"));
     }
+    // Seconds and PDPs already in the open PDP and in each open CDP: the
+    // unknown counts can never exceed them (they are equal right after create).
+    let step = i64::try_from(schema.step).unwrap_or(i64::MAX);
+    let secs_in_pdp = sec.rem_euclid(step).unsigned_abs();
+    let pdp_index = sec.div_euclid(step).unsigned_abs();
     let mut ds = Vec::with_capacity(schema.data_sources.len());
     for def in &schema.data_sources {
         let len = usize::from(r.read_u8().map_err(short)?);
@@ -120,8 +123,11 @@ pub(crate) fn decode(bytes: &[u8], schema: &Schema) -> Result<(u64, State), Stri
             .ok_or_else(|| format!("data source {:?}: bad last_ds", def.name))?;
         let pdp_value = r.read_f64::<LE>().map_err(short)?;
         let unknown_sec = r.read_u64::<LE>().map_err(short)?;
-        if unknown_sec > schema.step {
-            return Err(format!("data source {:?}: unknown_sec {unknown_sec} exceeds the step", def.name));
+        if unknown_sec > secs_in_pdp {
+            return Err(format!(
+                "data source {:?}: unknown_sec {unknown_sec} exceeds the {secs_in_pdp} s of the open PDP",
+                def.name
+            ));
         }
         ds.push(DsState {
             last_ds,
@@ -139,11 +145,14 @@ pub(crate) fn decode(bytes: &[u8], schema: &Schema) -> Result<(u64, State), Stri
     }
     let mut cdp = Vec::with_capacity(schema.archives.len() * schema.data_sources.len());
     for (i, rra) in schema.archives.iter().enumerate() {
+        let pdps_in_cdp = pdp_index % rra.steps;
         for _ in &schema.data_sources {
             let value = r.read_f64::<LE>().map_err(short)?;
             let unknown_pdps = r.read_u64::<LE>().map_err(short)?;
-            if unknown_pdps > rra.steps {
-                return Err(format!("archive {i}: {unknown_pdps} unknown PDPs exceed its {} steps", rra.steps));
+            if unknown_pdps > pdps_in_cdp {
+                return Err(format!(
+                    "archive {i}: {unknown_pdps} unknown PDPs exceed the {pdps_in_cdp} PDPs of the open row"
+                ));
             }
             let primary = r.read_f64::<LE>().map_err(short)?;
             let secondary = r.read_f64::<LE>().map_err(short)?;
