@@ -2,6 +2,8 @@
 //!
 //! `cargo bench -p rrd-benches --bench engine`
 
+#![allow(clippy::expect_used, missing_docs, reason = "a benchmark fails by panicking; criterion_group! generates undocumented items")]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
