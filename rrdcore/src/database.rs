@@ -179,6 +179,38 @@ impl Rrd {
                 lock(&existing, true, path)?;
             }
         }
+        create_file(path, schema, start, opts)?;
+        Rrd::open(path)
+    }
+
+    /// Opens a database the caller guarantees no one else opens: the store,
+    /// under its directory lock. No per-file lock, no descriptor kept.
+    pub(crate) fn open_in_store(path: &Path) -> Result<Rrd> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        let map = MappedFile::writable_detached(file).map_err(io_err("mmap", path))?;
+        Rrd::from_map(path, map)
+    }
+
+    /// Creates a database file for the store (no lock, no overwrite) and opens it.
+    pub(crate) fn create_in_store(path: &Path, schema: &Schema, start: i64) -> Result<Rrd> {
+        schema.validate()?;
+        check_start(start)?;
+        let opts = CreateOptions {
+            start: Some(start),
+            ..CreateOptions::default()
+        };
+        create_file(path, schema, start, &opts)?;
+        Rrd::open_in_store(path)
+    }
+}
+
+/// Writes a new database file beside `path` and renames it into place.
+fn create_file(path: &Path, schema: &Schema, start: i64, opts: &CreateOptions) -> Result<()> {
+    {
         let cur_rows = opts.cur_rows.clone().unwrap_or_else(|| random_rows(schema));
         let state = State::new(schema, start, &cur_rows);
         let tmp = temp_path(path);
@@ -191,8 +223,11 @@ impl Rrd {
             let _ = std::fs::remove_file(&tmp);
             io_err("rename", path)(e)
         })?;
-        Rrd::open(path)
+        Ok(())
     }
+}
+
+impl Rrd {
 
     /// Opens a database for reading and writing, taking its exclusive lock.
     /// Everything is validated first; any damage gives an error.
@@ -316,6 +351,24 @@ impl Rrd {
         }
         self.commit_if(applied > 0);
         Ok(applied)
+    }
+
+    /// Applies single-value points in order, continuing past rejected ones;
+    /// the state is committed once. `on_error` gets each rejected point's
+    /// index and error. Returns how many were applied.
+    pub fn update_points<I>(&mut self, points: I, mut on_error: impl FnMut(usize, Error)) -> usize
+    where
+        I: IntoIterator<Item = (Timestamp, f64)>,
+    {
+        let mut applied = 0;
+        for (index, (time, value)) in points.into_iter().enumerate() {
+            match self.stage_typed(time, &[value]) {
+                Ok(()) => applied += 1,
+                Err(e) => on_error(index, e),
+            }
+        }
+        self.commit_if(applied > 0);
+        applied
     }
 
     /// Updates from RRDtool's text form, `TIME:V1:V2...` (or `AT-TIME@V1:V2...`),

@@ -30,6 +30,12 @@ pub enum Error {
         /// The file concerned.
         path: PathBuf,
     },
+    /// The store holds no series of that key.
+    #[error("no such series: {key}")]
+    UnknownSeries {
+        /// The series key.
+        key: String,
+    },
     /// The file exists and creation was asked not to overwrite it.
     #[error("{path} already exists")]
     Exists {

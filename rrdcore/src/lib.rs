@@ -50,6 +50,7 @@ mod mmap;
 pub mod number;
 mod schema;
 mod state;
+mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod timespec;
@@ -61,5 +62,8 @@ pub use fetch::{FetchRequest, Fetched, MAX_FETCH_VALUES};
 pub use schema::{
     Archive, Cf, CreateArgs, DataSource, DsType, MAX_COUNT, MAX_DS_NAME, MIN_START, Schema, parse_duration,
     parse_ds, parse_rra,
+};
+pub use store::{
+    BatchOutcome, LOCK_FILE, Pattern, Point, ScanProblem, SchemaRules, SeriesKey, Store, StoreConfig, StoreStats,
 };
 pub use state::{CdpState, DsState, LAST_DS_MAX, LastDs, MAX_TIME, State, Timestamp};

@@ -15,6 +15,12 @@
 //!   through the map, and every access is bounds-checked (`get`), so a short
 //!   or hostile file gives an error, not an out-of-bounds read.
 //!
+//! * a [`crate::Store`] holds the exclusive lock of its data directory for as
+//!   long as it is open, and opens its files only through itself; it maps
+//!   them without a per-file lock and closes the descriptor after mapping (the
+//!   map keeps the file alive), so a million series need no million
+//!   descriptors. The directory lock stands in for the file locks.
+//!
 //! What locking cannot prevent is another program that ignores advisory
 //! locks and truncates or rewrites the file while it is mapped; as with
 //! every mmap-based database (and RRDtool itself), that is outside the
@@ -61,6 +67,21 @@ impl MappedFile {
         Ok(MappedFile {
             map: Map::Writable(map),
             _file: Some(file),
+        })
+    }
+
+    /// Maps `file` for reading and writing and closes the descriptor. The caller
+    /// holds a lock that covers the file (the store's directory lock).
+    pub(crate) fn writable_detached(file: File) -> std::io::Result<Self> {
+        // SAFETY: the caller holds the data directory's exclusive lock, which
+        // covers this file for as long as the store (and so this map) exists;
+        // see the module's Safety section. The map keeps its own reference to
+        // the file, so closing the descriptor does not invalidate it.
+        let map = unsafe { MmapOptions::new().map_mut(&file)? };
+        drop(file);
+        Ok(MappedFile {
+            map: Map::Writable(map),
+            _file: None,
         })
     }
 

@@ -1,0 +1,490 @@
+//! [`Store`]: many databases in one data directory, addressed by series key.
+//!
+//! * Layout: `DATA/<metric>/<tags>.rrd` (see [`SeriesKey`]), readable by a
+//!   person and safe to copy with rsync while the store is closed. The
+//!   directory alone lists every series again after a restart.
+//! * `DATA/LOCK` is locked exclusively while a store is open; a second store
+//!   on the same directory gets [`Error::Locked`]. That lock covers every
+//!   file in the directory, so files are mapped without locks of their own
+//!   and without keeping a descriptor open.
+//! * A bounded CLOCK cache of open maps (`max_open`), so a million series
+//!   never exhaust descriptors or `vm.max_map_count`; hit/miss counters.
+//! * Each series has its own read/write lock: fetches of a series never see
+//!   a half-applied update, and work on different series runs in parallel.
+//! * Memory: an idle series costs one index entry (about 130 bytes plus its
+//!   escaped key; measured in `BENCHMARKS.md`); an open one adds its map.
+
+mod key;
+mod rules;
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
+
+pub use key::SeriesKey;
+pub use rules::{Pattern, SchemaRules};
+
+use crate::database::Rrd;
+use crate::error::{Error, Result};
+use crate::fetch::{FetchRequest, Fetched};
+use crate::state::Timestamp;
+
+/// Name of the lock file in a data directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// How a [`Store`] behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Most databases kept open (mapped) at once. Each costs one memory map
+    /// (one of `vm.max_map_count`, 65,530 by default on Linux) and its
+    /// touched pages. Default 32,768.
+    pub max_open: usize,
+    /// Which schema a new series gets.
+    pub rules: SchemaRules,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_open: 32_768,
+            rules: SchemaRules::new(),
+        }
+    }
+}
+
+/// One (series, time, value) for [`Store::write_batch`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point<'a> {
+    /// The series.
+    pub key: &'a SeriesKey,
+    /// When.
+    pub time: Timestamp,
+    /// The value; NaN for unknown.
+    pub value: f64,
+}
+
+/// What [`Store::write_batch`] did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Points stored.
+    pub applied: usize,
+    /// Points rejected: their index in the batch and why.
+    pub errors: Vec<(usize, Error)>,
+}
+
+/// Counters of a store's cache and index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Series known to the store.
+    pub series: usize,
+    /// Databases open (mapped) now.
+    pub open: usize,
+    /// Accesses that found the database open.
+    pub hits: u64,
+    /// Accesses that had to open (or create) it.
+    pub misses: u64,
+    /// Databases closed to make room.
+    pub evictions: u64,
+    /// Databases created.
+    pub created: u64,
+}
+
+/// A problem found while listing the data directory (the file is skipped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanProblem {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// One series' place in the index.
+#[derive(Debug, Default)]
+struct Slot {
+    db: RwLock<Option<Box<Rrd>>>,
+    referenced: AtomicBool,
+}
+
+/// The CLOCK ring of open slots.
+#[derive(Debug, Default)]
+struct Clock {
+    entries: Vec<Arc<Slot>>,
+    hand: usize,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    created: AtomicU64,
+}
+
+/// Many databases in one data directory. All methods take `&self` and may be
+/// called from several threads.
+///
+/// ```
+/// use rrdcore::{Cf, FetchRequest, SeriesKey, Store, StoreConfig, Timestamp};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+/// let cpu = SeriesKey::new("os.cpu", [("host", "web1")]).unwrap();
+/// for i in 0..10 {
+///     store.write(&cpu, Timestamp::from_secs(1_700_000_000 + i * 300), i as f64).unwrap();
+/// }
+/// let got = store.fetch(&cpu, &FetchRequest::new(Cf::Average, 1_700_000_000, 1_700_003_000)).unwrap();
+/// assert_eq!(got.step, 300);
+/// assert_eq!(store.series(), vec![cpu]);
+/// ```
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+    config: StoreConfig,
+    index: RwLock<HashMap<Box<str>, Arc<Slot>>>,
+    clock: Mutex<Clock>,
+    counters: Counters,
+    problems: Vec<ScanProblem>,
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { op, path, source }
+}
+
+fn poisoned() -> Error {
+    Error::Io {
+        op: "lock",
+        path: PathBuf::new(),
+        source: std::io::Error::other("a thread panicked while holding a store lock"),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory `dir`, takes its lock and
+    /// lists the series in it. Files it cannot read as series are reported by
+    /// [`Store::scan_problems`] and skipped.
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        if config.max_open == 0 {
+            return Err(Error::Schema {
+                field: "max_open",
+                value: "0".into(),
+                reason: "the store needs room for at least one open database",
+            });
+        }
+        std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
+        let (keys, problems) = scan(&dir)?;
+        let index = keys.into_iter().map(|k| (k.into_boxed_str(), Arc::default())).collect();
+        Ok(Store {
+            dir,
+            _lock: lock,
+            config,
+            index: RwLock::new(index),
+            clock: Mutex::default(),
+            counters: Counters::default(),
+            problems,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Files found at open that are not series (with the reason).
+    pub fn scan_problems(&self) -> &[ScanProblem] {
+        &self.problems
+    }
+
+    /// Every series, sorted.
+    pub fn series(&self) -> Vec<SeriesKey> {
+        let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut keys: Vec<SeriesKey> = index.keys().filter_map(|k| SeriesKey::from_escaped(k).ok()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Whether the store holds `key`.
+    pub fn contains(&self, key: &SeriesKey) -> bool {
+        let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        index.contains_key(key.escaped().as_str())
+    }
+
+    /// Cache and index counters.
+    pub fn stats(&self) -> StoreStats {
+        let series = self.index.read().map(|i| i.len()).unwrap_or(0);
+        let open = self.clock.lock().map(|c| c.entries.len()).unwrap_or(0);
+        StoreStats {
+            series,
+            open,
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            misses: self.counters.misses.load(Ordering::Relaxed),
+            evictions: self.counters.evictions.load(Ordering::Relaxed),
+            created: self.counters.created.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stores one point, creating the series (schema by the rules) on first write.
+    pub fn write(&self, key: &SeriesKey, time: Timestamp, value: f64) -> Result<()> {
+        self.with_db_at(key, Some(time), |db| db.update(time, &[value]))?
+    }
+
+    /// Stores many points: grouped by series, each group applied with one
+    /// lookup and one state commit. A rejected point (too old, bad value)
+    /// is reported and does not stop the others.
+    pub fn write_batch(&self, points: &[Point<'_>]) -> BatchOutcome {
+        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut order = Vec::new();
+        for (i, p) in points.iter().enumerate() {
+            let esc = p.key.escaped();
+            groups
+                .entry(esc)
+                .or_insert_with_key(|k| {
+                    order.push(k.clone());
+                    Vec::new()
+                })
+                .push(i);
+        }
+        let mut outcome = BatchOutcome::default();
+        for esc in order {
+            let Some(members) = groups.get(&esc) else { continue };
+            let Some(first) = members.first().and_then(|i| points.get(*i)) else { continue };
+            let mut errors = Vec::new();
+            let result = self.with_db_at(first.key, Some(first.time), |db| {
+                let pts = members.iter().filter_map(|i| points.get(*i)).map(|p| (p.time, p.value));
+                db.update_points(pts, |j, e| errors.push((members.get(j).copied().unwrap_or(0), e)))
+            });
+            match result {
+                Ok(applied) => outcome.applied += applied,
+                Err(e) => {
+                    let msg = e.to_string();
+                    for i in members {
+                        outcome.errors.push((*i, Error::Fetch(format!("series unavailable: {msg}"))));
+                    }
+                }
+            }
+            outcome.errors.extend(errors);
+        }
+        outcome.errors.sort_by_key(|(i, _)| *i);
+        outcome
+    }
+
+    /// Reads rows of one series, as [`Rrd::fetch`].
+    pub fn fetch(&self, key: &SeriesKey, req: &FetchRequest) -> Result<Fetched> {
+        let slot = self.slot(key, false)?;
+        {
+            let guard = slot.db.read().map_err(|_| poisoned())?;
+            if let Some(db) = guard.as_ref() {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                slot.referenced.store(true, Ordering::Relaxed);
+                return db.fetch(req);
+            }
+        }
+        let guard = self.open_slot(key, &slot, None)?;
+        guard.as_ref().map_or_else(|| Err(unknown(key)), |db| db.fetch(req))
+    }
+
+    /// Runs `f` on the open database of an existing series (opening it if
+    /// needed). The series' write lock is held meanwhile.
+    pub fn with_db<R>(&self, key: &SeriesKey, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
+        self.with_db_at(key, None, f)
+    }
+
+    /// As [`Store::with_db`]; a missing series is created to start just before
+    /// `create_at` when that is given.
+    fn with_db_at<R>(&self, key: &SeriesKey, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
+        let slot = self.slot(key, create_at.is_some())?;
+        let mut guard = self.open_slot(key, &slot, create_at)?;
+        match guard.as_mut() {
+            Some(db) => Ok(f(db)),
+            None => Err(unknown(key)),
+        }
+    }
+
+    /// The last update time of `key`.
+    pub fn last_update(&self, key: &SeriesKey) -> Result<Timestamp> {
+        self.with_db(key, |db| db.last_update())
+    }
+
+    /// Writes every open database to disk and waits for it.
+    pub fn flush(&self) -> Result<()> {
+        let entries: Vec<Arc<Slot>> = self.clock.lock().map_err(|_| poisoned())?.entries.clone();
+        for slot in entries {
+            let guard = slot.db.read().map_err(|_| poisoned())?;
+            if let Some(db) = guard.as_ref() {
+                db.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The index slot of `key`, inserted when `create`.
+    fn slot(&self, key: &SeriesKey, create: bool) -> Result<Arc<Slot>> {
+        let esc = key.escaped();
+        {
+            let index = self.index.read().map_err(|_| poisoned())?;
+            if let Some(slot) = index.get(esc.as_str()) {
+                return Ok(Arc::clone(slot));
+            }
+        }
+        if !create {
+            return Err(unknown(key));
+        }
+        let mut index = self.index.write().map_err(|_| poisoned())?;
+        Ok(Arc::clone(index.entry(esc.into_boxed_str()).or_default()))
+    }
+
+    /// Write-locks `slot`, opening or creating its database on a miss.
+    fn open_slot<'s>(
+        &self,
+        key: &SeriesKey,
+        slot: &'s Arc<Slot>,
+        create_at: Option<Timestamp>,
+    ) -> Result<RwLockWriteGuard<'s, Option<Box<Rrd>>>> {
+        let mut guard = slot.db.write().map_err(|_| poisoned())?;
+        slot.referenced.store(true, Ordering::Relaxed);
+        if guard.is_some() {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(guard);
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let (path, hashed) = key.path_in(&self.dir);
+        let db = if path.exists() {
+            Rrd::open_in_store(&path)?
+        } else if let Some(first) = create_at {
+            self.create(key, &path, hashed, first).inspect_err(|_| self.forget_if_absent(key, &path))?
+        } else {
+            return Err(unknown(key));
+        };
+        self.admit(slot);
+        *guard = Some(Box::new(db));
+        Ok(guard)
+    }
+
+    fn create(&self, key: &SeriesKey, path: &Path, hashed: bool, first: Timestamp) -> Result<Rrd> {
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+        if hashed {
+            let key_path = path.with_extension(key::KEY_EXTENSION);
+            std::fs::write(&key_path, key.escaped()).map_err(io_err("write", &key_path))?;
+        }
+        let schema = self.config.rules.schema_for(key.metric());
+        // The series starts one second before its first point, so that point
+        // is accepted and nothing before it is invented.
+        let start = first.sec.saturating_sub(1);
+        let db = Rrd::create_in_store(path, &schema, start).inspect_err(|_| {
+            if hashed {
+                let _ = std::fs::remove_file(path.with_extension(key::KEY_EXTENSION));
+            }
+        })?;
+        self.counters.created.fetch_add(1, Ordering::Relaxed);
+        Ok(db)
+    }
+
+    /// After a failed create, drops the index entry so the series is not listed.
+    fn forget_if_absent(&self, key: &SeriesKey, path: &Path) {
+        if !path.exists()
+            && let Ok(mut index) = self.index.write()
+        {
+            index.remove(key.escaped().as_str());
+        }
+    }
+
+    /// Registers `slot` as open, closing another database if the cache is full.
+    fn admit(&self, slot: &Arc<Slot>) {
+        let Ok(mut clock) = self.clock.lock() else { return };
+        if clock.entries.len() < self.config.max_open {
+            clock.entries.push(Arc::clone(slot));
+            return;
+        }
+        let len = clock.entries.len();
+        for _ in 0..2 * len {
+            let hand = clock.hand % len;
+            clock.hand = hand + 1;
+            let Some(victim) = clock.entries.get(hand).cloned() else { break };
+            if victim.referenced.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            // Never wait on a series lock while holding the clock: skip busy ones.
+            if let Ok(mut db) = victim.db.try_write() {
+                *db = None;
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                if let Some(entry) = clock.entries.get_mut(hand) {
+                    *entry = Arc::clone(slot);
+                }
+                return;
+            }
+        }
+        // Everything is busy: go over the cap rather than wait.
+        clock.entries.push(Arc::clone(slot));
+    }
+}
+
+fn unknown(key: &SeriesKey) -> Error {
+    Error::UnknownSeries { key: key.to_string() }
+}
+
+/// Lists `DATA/<metric>/<tags>.rrd` files as escaped keys.
+fn scan(dir: &Path) -> Result<(Vec<String>, Vec<ScanProblem>)> {
+    let mut keys = Vec::new();
+    let mut problems = Vec::new();
+    for metric in std::fs::read_dir(dir).map_err(io_err("read directory", dir))? {
+        let metric = metric.map_err(io_err("read directory", dir))?;
+        if !metric.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let metric_path = metric.path();
+        let Some(metric_name) = metric.file_name().to_str().map(str::to_owned) else {
+            problems.push(ScanProblem { path: metric_path, reason: "directory name is not UTF-8".into() });
+            continue;
+        };
+        for file in std::fs::read_dir(&metric_path).map_err(io_err("read directory", &metric_path))? {
+            let file = file.map_err(io_err("read directory", &metric_path))?;
+            let path = file.path();
+            if path.extension().and_then(|e| e.to_str()) != Some(key::EXTENSION) {
+                continue;
+            }
+            match key_of(&metric_name, &path) {
+                Ok(k) => keys.push(k),
+                Err(reason) => problems.push(ScanProblem { path, reason }),
+            }
+        }
+    }
+    Ok((keys, problems))
+}
+
+/// The escaped key of a series file, from its name or its `.key` file.
+fn key_of(metric_dir: &str, path: &Path) -> std::result::Result<String, String> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).ok_or("file name is not UTF-8")?;
+    if stem.starts_with('.') {
+        return Err("a temporary or hidden file".into());
+    }
+    let escaped = if stem.contains('~') || metric_dir.contains('~') {
+        let key_path = path.with_extension(key::KEY_EXTENSION);
+        std::fs::read_to_string(&key_path).map_err(|e| format!("hashed name without a readable .key file: {e}"))?
+    } else {
+        format!("{metric_dir}/{stem}")
+    };
+    let key = SeriesKey::from_escaped(&escaped).map_err(|e| e.to_string())?;
+    // The name must be the one the key maps to, or two files could claim one series.
+    let (expected, _) = key.path_in(Path::new(""));
+    let actual = Path::new(metric_dir).join(path.file_name().unwrap_or_default());
+    if expected != actual {
+        return Err(format!("file name does not match its key {key}"));
+    }
+    Ok(key.escaped())
+}
