@@ -620,6 +620,9 @@ fn encode_new(out: &mut Vec<u8>, schema: &Schema, state: &State) {
     }
 }
 
+/// The page size assumed for write granularity.
+const PAGE: usize = 4096;
+
 /// Writes a complete new database file at `path`.
 fn write_new(path: &Path, schema: &Schema, state: &State, sync: bool) -> Result<()> {
     let mut file = OpenOptions::new()
@@ -630,7 +633,11 @@ fn write_new(path: &Path, schema: &Schema, state: &State, sync: bool) -> Result<
         .map_err(io_err("create", path))?;
     let mut image = Vec::new();
     encode_new(&mut image, schema, state);
-    file.write_all(&image).map_err(io_err("write", path))?;
+    // Page-sized writes: the kernel then caches the file in page-sized folios,
+    // so a later 8-byte update dirties (and writes back) 4 KiB, not a large folio.
+    for chunk in image.chunks(PAGE) {
+        file.write_all(chunk).map_err(io_err("write", path))?;
+    }
     if sync {
         file.sync_all().map_err(io_err("fsync", path))?;
     }

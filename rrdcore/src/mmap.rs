@@ -41,6 +41,12 @@ pub(crate) struct MappedFile {
     _file: Option<File>,
 }
 
+/// Updates touch a few scattered pages: no readahead, and page-sized cache
+/// folios, so an 8-byte write dirties one page. Advice only; errors are ignored.
+fn advise_random(map: &MmapMut) {
+    let _ = map.advise(memmap2::Advice::Random);
+}
+
 impl std::fmt::Debug for MappedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.map {
@@ -64,6 +70,7 @@ impl MappedFile {
         // SAFETY: the caller holds the exclusive advisory lock on `file`, and the
         // lock lives as long as the map (see the module's Safety section).
         let map = unsafe { MmapOptions::new().map_mut(&file)? };
+        advise_random(&map);
         Ok(MappedFile {
             map: Map::Writable(map),
             _file: Some(file),
@@ -78,6 +85,7 @@ impl MappedFile {
         // see the module's Safety section. The map keeps its own reference to
         // the file, so closing the descriptor does not invalidate it.
         let map = unsafe { MmapOptions::new().map_mut(&file)? };
+        advise_random(&map);
         drop(file);
         Ok(MappedFile {
             map: Map::Writable(map),

@@ -83,22 +83,39 @@ impl SeriesKey {
     /// The escaped, unhashed relative name `metric/tags`: unique per key, and
     /// the key the store's index uses.
     pub(crate) fn escaped(&self) -> String {
-        let mut out = escape(&self.metric);
-        out.push('/');
-        out.push_str(&self.escaped_tags());
+        let mut out = String::with_capacity(self.metric.len() + 32);
+        self.escape_into(&mut out);
         out
     }
 
+    /// Writes [`SeriesKey::escaped`] into `out` (cleared first), without allocating
+    /// when `out` has room.
+    pub(crate) fn escape_into(&self, out: &mut String) {
+        out.clear();
+        escape_to(&self.metric, out);
+        out.push('/');
+        self.escape_tags_into(out);
+    }
+
     fn escaped_tags(&self) -> String {
+        let mut out = String::new();
+        self.escape_tags_into(&mut out);
+        out
+    }
+
+    fn escape_tags_into(&self, out: &mut String) {
         if self.tags.is_empty() {
-            return NO_TAGS.to_owned();
+            out.push_str(NO_TAGS);
+            return;
         }
-        let parts: Vec<String> = self
-            .tags
-            .iter()
-            .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
-            .collect();
-        parts.join(",")
+        for (i, (k, v)) in self.tags.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            escape_to(k, out);
+            out.push('=');
+            escape_to(v, out);
+        }
     }
 
     /// Where the series' file lives under `dir`, and whether its name is hashed.
@@ -149,14 +166,21 @@ fn is_plain(b: u8) -> bool {
 /// Escapes a name for use in a file name.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_to(s, &mut out);
+    out
+}
+
+fn escape_to(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for (i, b) in s.bytes().enumerate() {
         if is_plain(b) && !(i == 0 && b == b'.') {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0')));
+            out.push(char::from(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0')));
         }
     }
-    out
 }
 
 fn unescape(s: &str) -> Option<String> {

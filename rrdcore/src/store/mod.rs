@@ -247,21 +247,20 @@ impl Store {
     /// lookup and one state commit. A rejected point (too old, bad value)
     /// is reported and does not stop the others.
     pub fn write_batch(&self, points: &[Point<'_>]) -> BatchOutcome {
-        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut groups: HashMap<&SeriesKey, Vec<usize>> = HashMap::new();
         let mut order = Vec::new();
         for (i, p) in points.iter().enumerate() {
-            let esc = p.key.escaped();
             groups
-                .entry(esc)
-                .or_insert_with_key(|k| {
-                    order.push(k.clone());
+                .entry(p.key)
+                .or_insert_with(|| {
+                    order.push(p.key);
                     Vec::new()
                 })
                 .push(i);
         }
         let mut outcome = BatchOutcome::default();
-        for esc in order {
-            let Some(members) = groups.get(&esc) else { continue };
+        for key in order {
+            let Some(members) = groups.get(key) else { continue };
             let Some(first) = members.first().and_then(|i| points.get(*i)) else { continue };
             let mut errors = Vec::new();
             let result = self.with_db_at(first.key, Some(first.time), |db| {
@@ -334,18 +333,23 @@ impl Store {
 
     /// The index slot of `key`, inserted when `create`.
     fn slot(&self, key: &SeriesKey, create: bool) -> Result<Arc<Slot>> {
-        let esc = key.escaped();
-        {
+        thread_local! {
+            static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let found = BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            key.escape_into(&mut buf);
             let index = self.index.read().map_err(|_| poisoned())?;
-            if let Some(slot) = index.get(esc.as_str()) {
-                return Ok(Arc::clone(slot));
-            }
+            Ok::<_, Error>(index.get(buf.as_str()).map(Arc::clone))
+        })?;
+        if let Some(slot) = found {
+            return Ok(slot);
         }
         if !create {
             return Err(unknown(key));
         }
         let mut index = self.index.write().map_err(|_| poisoned())?;
-        Ok(Arc::clone(index.entry(esc.into_boxed_str()).or_default()))
+        Ok(Arc::clone(index.entry(key.escaped().into_boxed_str()).or_default()))
     }
 
     /// Write-locks `slot`, opening or creating its database on a miss.
