@@ -36,6 +36,14 @@ pub enum Error {
         /// The series key.
         key: String,
     },
+    /// A series could not be opened or created, so its points were not stored.
+    #[error("series {key} unavailable: {reason}")]
+    Unavailable {
+        /// The series key.
+        key: String,
+        /// Why (the open or create error).
+        reason: String,
+    },
     /// The file exists and creation was asked not to overwrite it.
     #[error("{path} already exists")]
     Exists {
