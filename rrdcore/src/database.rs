@@ -78,9 +78,6 @@ pub struct Rrd {
     state: State,
     active_slot: usize,
     seq: u64,
-    scratch: Scratch,
-    slot_buf: Vec<u8>,
-    text_buf: Vec<String>,
 }
 
 impl std::fmt::Debug for Rrd {
@@ -92,6 +89,14 @@ impl std::fmt::Debug for Rrd {
             .field("sequence", &self.seq)
             .finish_non_exhaustive()
     }
+}
+
+// Per-thread work buffers: shared by every database a thread updates, so they
+// stay in cache when updates rotate over many databases.
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+    static SLOT_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    static TEXTS: std::cell::Cell<Vec<String>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -283,7 +288,6 @@ impl Rrd {
 
     fn from_map(path: &Path, map: MappedFile) -> Result<Rrd> {
         let decoded = decode(map.bytes()).map_err(|e| e.at(path))?;
-        let ds_count = decoded.schema.data_sources.len();
         Ok(Rrd {
             path: path.to_path_buf(),
             map,
@@ -292,9 +296,6 @@ impl Rrd {
             state: decoded.state,
             active_slot: decoded.active_slot,
             seq: decoded.seq,
-            scratch: Scratch::default(),
-            slot_buf: Vec::new(),
-            text_buf: vec![String::new(); ds_count],
         })
     }
 
@@ -320,9 +321,11 @@ impl Rrd {
 
     /// Updates with one value per data source; NaN means unknown.
     ///
-    /// A value is taken as the text RRDtool would get: COUNTER and DERIVE
-    /// values must be whole numbers; other types use the shortest decimal that
-    /// reads back as the same f64. A rejected update changes nothing.
+    /// GAUGE and ABSOLUTE values are used exactly as given. COUNTER and DERIVE
+    /// values must be whole numbers (differences are taken in exact decimal, as
+    /// RRDtool does); DCOUNTER and DDERIVE values are taken as their shortest
+    /// decimal text, which is also what `last_ds` records for every type. A
+    /// rejected update changes nothing.
     pub fn update(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
         self.stage_typed(time, values)?;
         self.commit();
@@ -455,20 +458,23 @@ impl Rrd {
                 got: values.len(),
             });
         }
-        let mut texts = std::mem::take(&mut self.text_buf);
-        let mut result = Ok(());
-        for ((ds, v), out) in self.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
-            if let Err(e) = update::value_text(ds, *v, out) {
-                result = Err(e);
-                break;
+        TEXTS.with(|cell| {
+            let mut texts = cell.take();
+            texts.resize_with(values.len().max(texts.len()), String::new);
+            let mut result = Ok(());
+            for ((ds, v), out) in self.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
+                if let Err(e) = update::value_text(ds, *v, out) {
+                    result = Err(e);
+                    break;
+                }
             }
-        }
-        if result.is_ok() {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            result = self.stage(time, &refs);
-        }
-        self.text_buf = texts;
-        result
+            if result.is_ok() {
+                let refs: Vec<&str> = texts.iter().take(values.len()).map(String::as_str).collect();
+                result = self.stage(time, &refs, Some(values));
+            }
+            cell.replace(texts);
+            result
+        })
     }
 
     /// Parses one text argument and applies it; `Ok(false)` when skipped.
@@ -487,7 +493,7 @@ impl Rrd {
         if opts.skip_past && time <= self.state.last_update {
             return Ok(false);
         }
-        self.stage(time, &values)?;
+        self.stage(time, &values, None)?;
         Ok(true)
     }
 
@@ -514,24 +520,26 @@ impl Rrd {
     }
 
     /// Validates and applies one update to the in-memory state and the rows.
-    fn stage(&mut self, time: Timestamp, values: &[&str]) -> Result<()> {
-        if self.map.bytes_mut().is_none() {
-            return Err(Error::ReadOnly {
-                path: self.path.clone(),
-            });
-        }
-        let interval = update::prepare(&self.schema, &self.state, time, values, &mut self.scratch)?;
+    /// `exact`: typed values, used as given for GAUGE and ABSOLUTE.
+    fn stage(&mut self, time: Timestamp, values: &[&str], exact: Option<&[f64]>) -> Result<()> {
         let Some(bytes) = self.map.bytes_mut() else {
             return Err(Error::ReadOnly {
                 path: self.path.clone(),
             });
         };
-        let mut sink = MapSink {
-            bytes,
-            layout: &self.layout,
-        };
-        update::apply(&self.schema, &mut self.state, time, interval, values, &mut self.scratch, &mut sink);
-        Ok(())
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.take();
+            let result = update::prepare(&self.schema, &self.state, time, values, exact, &mut scratch);
+            if let Ok(interval) = result {
+                let mut sink = MapSink {
+                    bytes,
+                    layout: &self.layout,
+                };
+                update::apply(&self.schema, &mut self.state, time, interval, values, &mut scratch, &mut sink);
+            }
+            cell.replace(scratch);
+            result.map(|_| ())
+        })
     }
 
     fn commit_if(&mut self, changed: bool) {
@@ -543,19 +551,21 @@ impl Rrd {
     /// Writes the in-memory state to the slot that is not current, then makes it current.
     fn commit(&mut self) {
         let next = self.seq.wrapping_add(1);
-        live::encode(&self.state, next, &mut self.slot_buf);
         let slot = 1 - self.active_slot;
         let offset = self.layout.slot_offset(slot);
-        if let Some(bytes) = self.map.bytes_mut() {
-            let range = usize::try_from(offset)
-                .ok()
-                .and_then(|o| bytes.get_mut(o..o + self.slot_buf.len()));
-            if let Some(dst) = range {
-                dst.copy_from_slice(&self.slot_buf);
-                self.active_slot = slot;
-                self.seq = next;
+        SLOT_BUF.with(|cell| {
+            let mut buf = cell.take();
+            live::encode(&self.state, next, &mut buf);
+            if let Some(bytes) = self.map.bytes_mut() {
+                let range = usize::try_from(offset).ok().and_then(|o| bytes.get_mut(o..o + buf.len()));
+                if let Some(dst) = range {
+                    dst.copy_from_slice(&buf);
+                    self.active_slot = slot;
+                    self.seq = next;
+                }
             }
-        }
+            cell.replace(buf);
+        });
     }
 
     /// Writes the live state to disk and waits for it (cheaper than [`Rrd::flush`]

@@ -65,6 +65,7 @@ pub(crate) fn prepare(
     state: &State,
     time: Timestamp,
     values: &[&str],
+    exact: Option<&[f64]>,
     scratch: &mut Scratch,
 ) -> Result<f64> {
     if values.len() != schema.data_sources.len() {
@@ -75,9 +76,10 @@ pub(crate) fn prepare(
     }
     let interval = interval(state.last_update, time)?;
     scratch.reset(values.len());
-    let inputs = schema.data_sources.iter().zip(&state.ds).zip(values);
-    for (slot, ((ds, ds_state), text)) in scratch.pdp_new.iter_mut().zip(inputs) {
-        *slot = pdp_input(ds, ds_state, text, interval)?;
+    let inputs = schema.data_sources.iter().zip(&state.ds).zip(values).enumerate();
+    for (slot, (i, ((ds, ds_state), text))) in scratch.pdp_new.iter_mut().zip(inputs) {
+        let given = exact.and_then(|v| v.get(i)).copied();
+        *slot = pdp_input(ds, ds_state, text, given, interval)?;
     }
     Ok(interval)
 }
@@ -100,7 +102,9 @@ fn parse_value(ds: &DataSource, text: &str) -> Result<f64> {
 }
 
 /// One data source's input as rate x seconds (`rrd-semantics.md` §3.4).
-fn pdp_input(ds: &DataSource, state: &DsState, text: &str, interval: f64) -> Result<f64> {
+/// `exact` is a typed value, used as given by GAUGE and ABSOLUTE instead of
+/// re-reading `text` (its decimal form, kept as `last_ds`).
+fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, interval: f64) -> Result<f64> {
     #[expect(clippy::cast_precision_loss, reason = "RRDtool compares the heartbeat as f64")]
     let heartbeat = ds.heartbeat as f64;
     if text.as_bytes().first() == Some(&b'U') || heartbeat < interval {
@@ -108,11 +112,11 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, interval: f64) -> Res
     }
     let (pdp_new, rate) = match ds.kind {
         DsType::Gauge => {
-            let x = parse_value(ds, text)?;
+            let x = exact.map_or_else(|| parse_value(ds, text), Ok)?;
             (x * interval, x)
         }
         DsType::Absolute => {
-            let x = parse_value(ds, text)?;
+            let x = exact.map_or_else(|| parse_value(ds, text), Ok)?;
             (x, x / interval)
         }
         DsType::Counter | DsType::Derive => {

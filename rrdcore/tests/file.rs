@@ -304,3 +304,22 @@ fn bad_values_behind_valid_checksums_are_refused() {
         assert!(e.contains("both live-state slots"), "{what}: {e}");
     }
 }
+
+#[test]
+fn typed_gauge_values_are_used_exactly_and_text_uses_rrdtools_parser() {
+    let schema = Schema {
+        step: 300,
+        data_sources: vec![DataSource::new("g", DsType::Gauge, 600)],
+        archives: vec![Archive::new(Cf::Last, 0.5, 1, 10)],
+    };
+    let o = CreateOptions { start: Some(START - START % 300), cur_rows: Some(vec![0]), ..Default::default() };
+    let mut typed = Rrd::create_in_memory(&schema, &o).unwrap();
+    let mut text = Rrd::create_in_memory(&schema, &o).unwrap();
+    let base = START - START % 300;
+    typed.update(Timestamp::from_secs(base + 300), &[3.14159]).unwrap();
+    text.update_text(&format!("{}:3.14159", base + 300)).unwrap();
+    assert_eq!(typed.state().ds[0].last_ds.as_str(), "3.14159");
+    assert_eq!(typed.stored_value(0, 1, 0), Some(3.14159));
+    // RRDtool's parser reads "3.14159" one ulp high; the text form reproduces that.
+    assert_eq!(text.stored_value(0, 1, 0), Some(3.1415900000000003));
+}
