@@ -406,6 +406,31 @@ fn extend_cdp(c: &mut CdpState, cf: Cf, pdp: f64, elapsed: u64) {
     }
 }
 
+/// Appends the decimal form of `n`.
+fn push_int(out: &mut String, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut m = n.unsigned_abs();
+    loop {
+        if let Some(d) = digits.get_mut(len) {
+            #[expect(clippy::cast_possible_truncation, reason = "a digit")]
+            let digit = (m % 10) as u8;
+            *d = b'0' + digit;
+        }
+        len += 1;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(*d));
+    }
+}
+
 fn nz(x: f64, default: f64) -> f64 {
     if x.is_nan() { default } else { x }
 }
@@ -432,10 +457,43 @@ pub(crate) fn value_text(ds: &DataSource, v: f64, out: &mut String) -> Result<()
         }
         return Ok(());
     }
+    if v.fract() == 0.0 && v.abs() < 9.0e15 && !(v == 0.0 && v.is_sign_negative()) {
+        // Whole numbers (typical of counters and many gauges): the same text as
+        // `Display`, written without the general float formatter.
+        #[expect(clippy::cast_possible_truncation, reason = "|v| < 9e15 and integral")]
+        push_int(out, v as i64);
+        return Ok(());
+    }
     let _ = write!(out, "{v}");
     if out.len() > crate::state::LAST_DS_MAX {
         out.clear();
         let _ = write!(out, "{v:e}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::DsType;
+
+    #[test]
+    fn typed_value_text_matches_display() {
+        let gauge = DataSource::new("g", DsType::Gauge, 600);
+        let mut out = String::new();
+        for v in [0.0, -0.0, 1.0, -17.0, 42.5, 1e15, 8.9e15, 9.1e15, 1e300, -3.25e-7, f64::INFINITY, 123_456_789.0] {
+            value_text(&gauge, v, &mut out).unwrap();
+            let display = v.to_string();
+            if display.len() <= crate::state::LAST_DS_MAX {
+                assert_eq!(out, display, "{v}");
+            } else {
+                assert_eq!(out.parse::<f64>().unwrap(), v, "{v}");
+            }
+        }
+        let counter = DataSource::new("c", DsType::Counter, 600);
+        value_text(&counter, 18_446_744_073_709_549_568.0, &mut out).unwrap();
+        assert_eq!(out, "18446744073709549568");
+        assert!(value_text(&counter, 1.5, &mut out).is_err());
+        assert!(value_text(&counter, -1.0, &mut out).is_err());
+    }
 }
