@@ -413,9 +413,7 @@ fn push_int(out: &mut String, n: i64) {
     let mut m = n.unsigned_abs();
     loop {
         if let Some(d) = digits.get_mut(len) {
-            #[expect(clippy::cast_possible_truncation, reason = "a digit")]
-            let digit = (m % 10) as u8;
-            *d = b'0' + digit;
+            *d = b'0' + u8::try_from(m % 10).unwrap_or(0);
         }
         len += 1;
         m /= 10;
