@@ -446,6 +446,40 @@ impl Rrd {
         Some(read_value(self.map.bytes(), &self.layout, rra, row, ds))
     }
 
+    /// Replaces the live state and every row (an import or a restore). The
+    /// state is checked exactly as on open; `rows` holds, per archive, its rows
+    /// in ring order, `rows x data sources` values each.
+    pub fn restore_state(&mut self, state: &State, rows: &[Vec<f64>]) -> Result<()> {
+        let bad = |what: String| Error::Corrupt {
+            path: self.path.clone(),
+            what,
+        };
+        let mut buf = Vec::new();
+        live::encode(state, 0, &mut buf);
+        let (_, checked) = live::decode(&buf, &self.schema).map_err(|e| bad(format!("state to restore: {e}")))?;
+        if checked.ds.len() != self.schema.data_sources.len() || rows.len() != self.schema.archives.len() {
+            return Err(bad("state or rows do not match the schema".into()));
+        }
+        let ds_count = self.schema.data_sources.len();
+        for (r, (rra, values)) in self.schema.archives.iter().zip(rows).enumerate() {
+            if values.len() as u64 != rra.rows * ds_count as u64 {
+                return Err(bad(format!("archive {r}: {} values, expected {}", values.len(), rra.rows * ds_count as u64)));
+            }
+        }
+        let Some(bytes) = self.map.bytes_mut() else {
+            return Err(Error::ReadOnly { path: self.path.clone() });
+        };
+        let mut sink = MapSink { bytes, layout: &self.layout };
+        for (r, values) in rows.iter().enumerate() {
+            for (i, v) in values.iter().enumerate() {
+                sink.write(r, (i / ds_count) as u64, i % ds_count, *v);
+            }
+        }
+        self.state = checked;
+        self.commit();
+        Ok(())
+    }
+
     /// Writes everything to disk and waits for it (msync).
     pub fn flush(&self) -> Result<()> {
         self.map.flush().map_err(io_err("msync", &self.path))

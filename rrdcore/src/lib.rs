@@ -47,6 +47,7 @@ mod error;
 mod fetch;
 mod format;
 mod mmap;
+pub mod native;
 pub mod number;
 mod schema;
 mod state;

@@ -172,6 +172,7 @@ fn run(path: &Path) -> Result<(), String> {
         ..UpdateOptions::default()
     };
     let mut applied = 0usize;
+    let mut last_checked = None;
     for cp in checkpoints {
         let after = int(field(cp, "after")?)? as usize;
         while applied < after {
@@ -196,9 +197,24 @@ fn run(path: &Path) -> Result<(), String> {
             check_fetch(&db, f).map_err(|e| format!("{at}: {e}"))?;
         }
         // The image must survive a round trip through the decoder unchanged.
+        last_checked = Some(cp);
         let reopened = Rrd::from_bytes(db.as_bytes().to_vec()).map_err(|e| format!("{at}: reopen: {e}"))?;
         if reopened.state() != db.state() {
             return Err(format!("{at}: state differs after reopening"));
+        }
+    }
+    // RRDtool's own file after the last update: importing it must give the
+    // last checkpoint's state and fetches.
+    let native = path.with_extension("rrd");
+    if let (Some(cp), true) = (last_checked, native.is_file()) {
+        let bytes = std::fs::read(&native).map_err(|e| e.to_string())?;
+        let imported = rrdcore::native::read(&bytes)
+            .and_then(|n| n.to_memory())
+            .map_err(|e| format!("import {}: {e}", native.display()))?;
+        let at = "imported .rrd";
+        check_state(field(cp, "state")?, imported.state()).map_err(|e| format!("{at}: {e}"))?;
+        for f in array(cp, "fetches")? {
+            check_fetch(&imported, f).map_err(|e| format!("{at}: {e}"))?;
         }
     }
     Ok(())
