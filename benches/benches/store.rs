@@ -30,11 +30,20 @@ fn store(c: &mut Criterion) {
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(SERIES as u64));
     g.sample_size(20);
-    g.bench_function("1 update on each of 10,000 series (warm)", |b| {
+    g.bench_function("1 update on each of 10,000 series (warm), by key", |b| {
         b.iter(|| {
             t += 300;
             for k in &keys {
                 store.write(k, Timestamp::from_secs(t), 2.0).expect("write");
+            }
+        });
+    });
+    let handles: Vec<_> = keys.iter().map(|k| store.handle(k).expect("handle")).collect();
+    g.bench_function("1 update on each of 10,000 series (warm), by handle", |b| {
+        b.iter(|| {
+            t += 300;
+            for h in &handles {
+                store.write_to(h, Timestamp::from_secs(t), 2.0).expect("write");
             }
         });
     });

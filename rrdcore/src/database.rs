@@ -503,8 +503,19 @@ impl Rrd {
                 }
             }
             if result.is_ok() {
-                let refs: Vec<&str> = texts.iter().take(values.len()).map(String::as_str).collect();
-                result = self.stage(time, &refs, Some(values));
+                // Up to 8 data sources without allocating.
+                let mut small = [""; 8];
+                let refs: Vec<&str>;
+                let refs: &[&str] = if values.len() <= small.len() {
+                    for (dst, t) in small.iter_mut().zip(texts.iter()) {
+                        *dst = t.as_str();
+                    }
+                    small.get(..values.len()).unwrap_or_default()
+                } else {
+                    refs = texts.iter().take(values.len()).map(String::as_str).collect();
+                    &refs
+                };
+                result = self.stage(time, refs, Some(values));
             }
             cell.replace(texts);
             result

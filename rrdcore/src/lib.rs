@@ -65,6 +65,7 @@ pub use schema::{
     parse_ds, parse_rra,
 };
 pub use store::{
-    BatchOutcome, LOCK_FILE, Pattern, Point, ScanProblem, SchemaRules, SeriesKey, Store, StoreConfig, StoreStats,
+    BatchOutcome, LOCK_FILE, Pattern, Point, ScanProblem, SchemaRules, SeriesHandle, SeriesKey, Store, StoreConfig,
+    StoreStats,
 };
 pub use state::{CdpState, DsState, LAST_DS_MAX, LastDs, MAX_TIME, State, Timestamp};

@@ -261,3 +261,26 @@ proptest! {
         prop_assert_eq!(out1.applied + out2.applied + rejected, pts.len());
     }
 }
+
+#[test]
+fn handles_write_without_lookups_and_survive_eviction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small(2)).unwrap();
+    let keys: Vec<SeriesKey> = (0..5).map(|i| key("h", &i.to_string())).collect();
+    let handles: Vec<_> = keys.iter().map(|k| store.handle(k).unwrap()).collect();
+    assert!(store.series().is_empty(), "a handle alone creates nothing");
+    for round in 1..=3 {
+        for h in &handles {
+            store.write_to(h, Timestamp::from_secs(T0 + round * 300), round as f64).unwrap();
+        }
+    }
+    assert_eq!(store.series().len(), 5);
+    assert!(store.stats().evictions > 0);
+    for k in &keys {
+        assert_eq!(store.last_update(k).unwrap().sec, T0 + 900);
+    }
+    // A handle and a key-based write reach the same database.
+    store.write(&keys[0], Timestamp::from_secs(T0 + 1200), 4.0).unwrap();
+    assert!(store.write_to(&handles[0], Timestamp::from_secs(T0 + 1200), 5.0).is_err());
+    assert_eq!(handles[0].key(), &keys[0]);
+}

@@ -92,6 +92,21 @@ pub struct StoreStats {
     pub created: u64,
 }
 
+/// A resolved series: writes and fetches through it skip the index lookup.
+/// Get one with [`Store::handle`]; keep it as long as the series is in use.
+#[derive(Debug, Clone)]
+pub struct SeriesHandle {
+    key: SeriesKey,
+    slot: Arc<Slot>,
+}
+
+impl SeriesHandle {
+    /// The series' key.
+    pub fn key(&self) -> &SeriesKey {
+        &self.key
+    }
+}
+
 /// A problem found while listing the data directory (the file is skipped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanProblem {
@@ -106,6 +121,16 @@ pub struct ScanProblem {
 struct Slot {
     db: RwLock<Option<Box<Rrd>>>,
     referenced: AtomicBool,
+    /// The series' file exists (index entries of failed creates stay, unlisted).
+    exists: AtomicBool,
+}
+
+impl Slot {
+    fn existing() -> Arc<Slot> {
+        let slot = Slot::default();
+        slot.exists.store(true, Ordering::Relaxed);
+        Arc::new(slot)
+    }
 }
 
 /// The CLOCK ring of open slots.
@@ -189,7 +214,7 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
         }
         let (keys, problems) = scan(&dir)?;
-        let index = keys.into_iter().map(|k| (k.into_boxed_str(), Arc::default())).collect();
+        let index = keys.into_iter().map(|k| (k.into_boxed_str(), Slot::existing())).collect();
         Ok(Store {
             dir,
             _lock: lock,
@@ -214,7 +239,11 @@ impl Store {
     /// Every series, sorted.
     pub fn series(&self) -> Vec<SeriesKey> {
         let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut keys: Vec<SeriesKey> = index.keys().filter_map(|k| SeriesKey::from_escaped(k).ok()).collect();
+        let mut keys: Vec<SeriesKey> = index
+            .iter()
+            .filter(|(_, slot)| slot.exists.load(Ordering::Relaxed))
+            .filter_map(|(k, _)| SeriesKey::from_escaped(k).ok())
+            .collect();
         keys.sort();
         keys
     }
@@ -222,12 +251,16 @@ impl Store {
     /// Whether the store holds `key`.
     pub fn contains(&self, key: &SeriesKey) -> bool {
         let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        index.contains_key(key.escaped().as_str())
+        index.get(key.escaped().as_str()).is_some_and(|s| s.exists.load(Ordering::Relaxed))
     }
 
     /// Cache and index counters.
     pub fn stats(&self) -> StoreStats {
-        let series = self.index.read().map(|i| i.len()).unwrap_or(0);
+        let series = self
+            .index
+            .read()
+            .map(|i| i.values().filter(|s| s.exists.load(Ordering::Relaxed)).count())
+            .unwrap_or(0);
         let open = self.clock.lock().map(|c| c.entries.len()).unwrap_or(0);
         StoreStats {
             series,
@@ -242,6 +275,24 @@ impl Store {
     /// Stores one point, creating the series (schema by the rules) on first write.
     pub fn write(&self, key: &SeriesKey, time: Timestamp, value: f64) -> Result<()> {
         self.with_db_at(key, Some(time), |db| db.update(time, &[value]))?
+    }
+
+    /// A handle on `key` for repeated writes and fetches without index lookups.
+    /// The series need not exist yet: the first write through the handle creates it.
+    pub fn handle(&self, key: &SeriesKey) -> Result<SeriesHandle> {
+        Ok(SeriesHandle {
+            key: key.clone(),
+            slot: self.slot(key, true)?,
+        })
+    }
+
+    /// [`Store::write`] through a handle.
+    pub fn write_to(&self, handle: &SeriesHandle, time: Timestamp, value: f64) -> Result<()> {
+        let mut guard = self.open_slot(&handle.key, &handle.slot, Some(time))?;
+        match guard.as_mut() {
+            Some(db) => db.update(time, &[value]),
+            None => Err(unknown(&handle.key)),
+        }
     }
 
     /// Stores many points. Consecutive points of one series are applied with
@@ -366,10 +417,11 @@ impl Store {
         let db = if path.exists() {
             Rrd::open_in_store(&path)?
         } else if let Some(first) = create_at {
-            self.create(key, &path, hashed, first).inspect_err(|_| self.forget_if_absent(key, &path))?
+            self.create(key, &path, hashed, first)?
         } else {
             return Err(unknown(key));
         };
+        slot.exists.store(true, Ordering::Relaxed);
         self.admit(slot);
         *guard = Some(Box::new(db));
         Ok(guard)
@@ -393,15 +445,6 @@ impl Store {
         })?;
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         Ok(db)
-    }
-
-    /// After a failed create, drops the index entry so the series is not listed.
-    fn forget_if_absent(&self, key: &SeriesKey, path: &Path) {
-        if !path.exists()
-            && let Ok(mut index) = self.index.write()
-        {
-            index.remove(key.escaped().as_str());
-        }
     }
 
     /// Registers `slot` as open, closing another database if the cache is full.
