@@ -1,6 +1,7 @@
 //! [`Rrd`]: one database file, memory-mapped, with create, open, update,
 //! fetch and info.
 
+use crate::state::DNAN;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -668,7 +669,7 @@ fn encode_new(out: &mut Vec<u8>, schema: &Schema, state: &State) {
     out.extend_from_slice(&slot);
     live::encode(state, 0, &mut slot);
     out.extend_from_slice(&slot);
-    let nan = f64::NAN.to_le_bytes();
+    let nan = DNAN.to_le_bytes();
     let len = usize::try_from(layout.file_len).unwrap_or(0);
     while out.len() < len {
         out.extend_from_slice(&nan);
@@ -783,7 +784,7 @@ fn read_value(bytes: &[u8], layout: &Layout, rra: usize, row: u64, ds: usize) ->
     bytes
         .get(offset..offset.saturating_add(8))
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(f64::NAN, f64::from_le_bytes)
+        .map_or(DNAN, f64::from_le_bytes)
 }
 
 struct MapSource<'a> {
@@ -799,7 +800,7 @@ impl RowSource for MapSource<'_> {
         out.extend(
             bytes
                 .chunks_exact(8)
-                .map(|c| <[u8; 8]>::try_from(c).map_or(f64::NAN, f64::from_le_bytes)),
+                .map(|c| <[u8; 8]>::try_from(c).map_or(DNAN, f64::from_le_bytes)),
         );
     }
 }

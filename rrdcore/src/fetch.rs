@@ -1,6 +1,7 @@
 //! Reading rows back: choosing the archive and aligning the time range
 //! exactly as `rrdtool fetch` does (`rrd-semantics.md` §4).
 
+use crate::state::DNAN;
 use crate::error::{Error, Result};
 use crate::schema::{Cf, MIN_START, Schema};
 
@@ -174,7 +175,7 @@ pub(crate) fn fetch(
         (((lo - first_t) / st) as u64, ((hi - lo) / st + 1) as u64)
     };
     let nan_rows = |n: u64, values: &mut Vec<f64>| {
-        values.extend(std::iter::repeat_n(f64::NAN, usize::try_from(n).unwrap_or(0) * ds_count));
+        values.extend(std::iter::repeat_n(DNAN, usize::try_from(n).unwrap_or(0) * ds_count));
     };
     nan_rows(lead, &mut values);
     if inside > 0 {

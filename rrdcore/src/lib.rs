@@ -68,4 +68,4 @@ pub use store::{
     BatchOutcome, LOCK_FILE, Pattern, Point, ScanProblem, SchemaRules, SeriesHandle, SeriesKey, Store, StoreConfig,
     StoreStats,
 };
-pub use state::{CdpState, DsState, LAST_DS_MAX, LastDs, MAX_TIME, State, Timestamp};
+pub use state::{CdpState, DNAN, DsState, LAST_DS_MAX, LastDs, MAX_TIME, State, Timestamp};

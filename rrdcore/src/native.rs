@@ -7,6 +7,7 @@
 //! sources and Holt-Winters archives are refused with a clear reason.
 #![deny(clippy::indexing_slicing)]
 
+use crate::state::DNAN;
 use std::path::Path;
 
 use byteorder::{LittleEndian as LE, ReadBytesExt};
@@ -141,7 +142,7 @@ pub fn read(bytes: &[u8]) -> Result<NativeRrd> {
     for rra in &schema.archives {
         let n = usize::try_from(rra.rows).map_err(|_| bad("too many rows"))? * d;
         let raw = section(bytes, at, n * 8, "data")?;
-        rows.push(raw.chunks_exact(8).map(|c| c.try_into().map_or(f64::NAN, f64::from_le_bytes)).collect());
+        rows.push(raw.chunks_exact(8).map(|c| c.try_into().map_or(DNAN, f64::from_le_bytes)).collect());
         at += n * 8;
     }
     let state = State { last_update: Timestamp { sec, usec }, ds, cur_row, cdp };

@@ -204,10 +204,10 @@ pub fn counter_diff(new: &str, old: &str) -> f64 {
     let (new_neg, a) = digit_run(new);
     let (old_neg, b) = digit_run(old);
     if a.is_empty() || b.is_empty() || new_neg != old_neg {
-        return f64::NAN;
+        return crate::state::DNAN;
     }
     if a.len().max(b.len()) > MAX_DIFF_DIGITS {
-        return f64::NAN;
+        return crate::state::DNAN;
     }
     let (x, y) = (decimal_value(a), decimal_value(b));
     let magnitude = x.abs_diff(y);

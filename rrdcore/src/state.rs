@@ -5,6 +5,11 @@ use crate::schema::{Cf, Schema};
 /// Longest `last_ds` text RRDtool keeps (its `LAST_DS_LEN` less the NUL).
 pub const LAST_DS_MAX: usize = 29;
 
+/// RRDtool's "unknown": the NaN with the sign bit set (`0xFFF8000000000000`),
+/// as RRDtool writes it, so files and printed output (`-nan`) match RRDtool's.
+/// Any NaN is read as unknown.
+pub const DNAN: f64 = f64::from_bits(0xFFF8_0000_0000_0000);
+
 /// Latest time a database accepts, about 142 million years from now (2^52 s),
 /// so that time arithmetic can never overflow.
 pub const MAX_TIME: i64 = 1 << 52;
@@ -187,7 +192,7 @@ impl State {
             .iter()
             .map(|_| DsState {
                 last_ds: LastDs::UNKNOWN,
-                pdp_value: f64::NAN,
+                pdp_value: DNAN,
                 unknown_sec: start_mod,
             })
             .collect();
@@ -198,7 +203,7 @@ impl State {
             let unknown_pdps = pdp_start % rra.steps;
             for _ in &schema.data_sources {
                 cdp.push(CdpState {
-                    value: f64::NAN,
+                    value: DNAN,
                     unknown_pdps,
                     primary: 0.0,
                     secondary: 0.0,
@@ -226,6 +231,6 @@ pub(crate) fn cdp_initial(cf: Cf) -> f64 {
         Cf::Average => 0.0,
         Cf::Max => f64::NEG_INFINITY,
         Cf::Min => f64::INFINITY,
-        Cf::Last => f64::NAN,
+        Cf::Last => DNAN,
     }
 }

@@ -10,6 +10,7 @@
 //! untouched; [`apply`] then moves the state and writes rows through a
 //! [`RowSink`].
 
+use crate::state::DNAN;
 use crate::error::{Error, Result};
 use crate::number::{self, Parsed};
 use crate::schema::{Cf, DataSource, DsType, Schema};
@@ -33,7 +34,7 @@ impl Scratch {
     fn reset(&mut self, n: usize) {
         for v in [&mut self.pdp_new, &mut self.part, &mut self.pdp_temp] {
             v.clear();
-            v.resize(n, f64::NAN);
+            v.resize(n, DNAN);
         }
     }
 }
@@ -108,7 +109,7 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, i
     #[expect(clippy::cast_precision_loss, reason = "RRDtool compares the heartbeat as f64")]
     let heartbeat = ds.heartbeat as f64;
     if text.as_bytes().first() == Some(&b'U') || heartbeat < interval {
-        return Ok(f64::NAN);
+        return Ok(DNAN);
     }
     let (pdp_new, rate) = match ds.kind {
         DsType::Gauge => {
@@ -134,7 +135,7 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, i
                 return Err(value_error(ds, text, reason));
             }
             if state.last_ds.is_unknown() {
-                return Ok(f64::NAN);
+                return Ok(DNAN);
             }
             let mut d = number::counter_diff(text, state.last_ds.as_str());
             if ds.kind == DsType::Counter {
@@ -149,14 +150,14 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, i
         }
         DsType::DCounter | DsType::DDerive => {
             if state.last_ds.is_unknown() {
-                return Ok(f64::NAN);
+                return Ok(DNAN);
             }
             let x = parse_value(ds, text)?;
             let old = state.last_ds.as_str();
             let o = number::parse_full(old)
                 .ok_or_else(|| value_error(ds, old, "the previous reading is not a number"))?;
             if ds.kind == DsType::DCounter && ((x > 0.0 && o > x) || (x < 0.0 && x > o)) {
-                return Ok(f64::NAN);
+                return Ok(DNAN);
             }
             let d = x - o;
             (d, d / interval)
@@ -164,7 +165,7 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, i
     };
     let out_of_range = !rate.is_nan()
         && (ds.max.is_some_and(|max| rate > max) || ds.min.is_some_and(|min| rate < min));
-    Ok(if out_of_range { f64::NAN } else { pdp_new })
+    Ok(if out_of_range { DNAN } else { pdp_new })
 }
 
 /// Applies an update that [`prepare`] accepted: moves the state to `time` and
@@ -215,7 +216,7 @@ pub(crate) fn apply(
                         *new -= share;
                         share
                     } else {
-                        f64::NAN
+                        DNAN
                     };
                 }
                 close(schema, state, open, open, 0.0, 1, part, pdp_temp);
@@ -277,7 +278,7 @@ fn close(
         #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
         let stale = interval > def.heartbeat as f64 || half_step < d.unknown_sec as f64;
         *temp = if stale {
-            f64::NAN
+            DNAN
         } else {
             #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
             let known = span.wrapping_sub(d.unknown_sec) as f64;
@@ -287,7 +288,7 @@ fn close(
             #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "C's floor() into unsigned long")]
             let secs = post_int.floor() as u64;
             d.unknown_sec = secs;
-            d.pdp_value = f64::NAN;
+            d.pdp_value = DNAN;
         } else {
             d.unknown_sec = 0;
             d.pdp_value = new / interval * post_int;
@@ -341,14 +342,14 @@ fn consolidate(
 fn finish_cdp(c: &mut CdpState, cf: Cf, xff: f64, n: u64, pdp: f64, elapsed: u64, start_off: u64) {
     if pdp.is_nan() {
         c.unknown_pdps = c.unknown_pdps.wrapping_add(start_off);
-        c.secondary = f64::NAN;
+        c.secondary = DNAN;
     } else {
         c.secondary = pdp;
     }
     #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
     let too_unknown = c.unknown_pdps as f64 > n as f64 * xff;
     c.primary = if too_unknown {
-        f64::NAN
+        DNAN
     } else {
         match cf {
             Cf::Average => {

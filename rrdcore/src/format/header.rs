@@ -28,6 +28,7 @@
 //! ```
 #![deny(clippy::indexing_slicing)]
 
+use crate::state::DNAN;
 use byteorder::{LittleEndian as LE, ReadBytesExt};
 
 use super::{put_f64, put_u32, put_u64};
@@ -74,8 +75,8 @@ pub(crate) fn encode(schema: &Schema) -> Vec<u8> {
         out.push(u8::try_from(code).unwrap_or(0));
         out.extend_from_slice(&[0; 3]);
         put_u64(&mut out, ds.heartbeat);
-        put_f64(&mut out, ds.min.unwrap_or(f64::NAN));
-        put_f64(&mut out, ds.max.unwrap_or(f64::NAN));
+        put_f64(&mut out, ds.min.unwrap_or(DNAN));
+        put_f64(&mut out, ds.max.unwrap_or(DNAN));
     }
     for rra in &schema.archives {
         let code = Cf::ALL.iter().position(|c| *c == rra.cf).unwrap_or(0);
