@@ -1,10 +1,13 @@
-//! `rrdserver`: the command line and server over rrdcore (verbs land with later issues).
+//! `rrdserver`: a thin binary over [`rrdserver::cli`].
+
+use clap::Parser;
 
 fn main() {
-    eprintln!(
-        "rrdserver {}: the command-line verbs and the server are not built yet; \
-         use the rrdcore library (see README.md)",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    let cli = rrdserver::cli::Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if let Err(e) = rrdserver::cli::run(cli, &mut out) {
+        eprintln!("ERROR: {}", e.0);
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,118 @@
+//! `rrdserver` against real RRDtool: every golden scenario's `.rrd` file is
+//! imported, then `fetch`, `info`, `last`, `first` and `lastupdate` must print
+//! exactly what `rrdtool` prints for the original file. Runs when the
+//! `rrdtool` command is installed (CI installs Debian's package).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn vectors_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(dir) = std::env::var_os("RRD_VECTORS_DIR") {
+        let dir = PathBuf::from(dir);
+        let from_root = manifest.join("..").join(&dir);
+        return if dir.is_relative() && !dir.is_dir() && from_root.is_dir() { from_root } else { dir };
+    }
+    let shared = manifest.join("../../shared/vectors");
+    if shared.is_dir() { shared } else { manifest.join("../rrdcore/tests/vectors") }
+}
+
+fn have_rrdtool() -> bool {
+    Command::new("rrdtool").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// (success, stdout, stderr)
+type Output = (bool, String, String);
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn ours(args: &[&str]) -> Output {
+    run(env!("CARGO_BIN_EXE_rrdserver"), args)
+}
+
+fn without(text: &str, keys: &[&str]) -> String {
+    text.lines().filter(|l| !keys.iter().any(|k| l.starts_with(k))).collect::<Vec<_>>().join("\n")
+}
+
+fn compare(name: &str, native: &Path, imported: &Path, json: &serde_json::Value) -> Vec<String> {
+    let (n, i) = (native.to_str().unwrap(), imported.to_str().unwrap());
+    let mut errors = Vec::new();
+    let mut same = |what: String, theirs: Output, mine: Output| {
+        if theirs.0 != mine.0 || (theirs.0 && theirs.1 != mine.1) {
+            let first = theirs.1.lines().zip(mine.1.lines()).find(|(a, b)| a != b);
+            errors.push(format!(
+                "{name} {what}: rrdtool ok={} vs ours ok={}; first difference {first:?}; stderr {:?} / {:?}",
+                theirs.0, mine.0, theirs.2.trim(), mine.2.trim()
+            ));
+        }
+    };
+    let last_cp = json["checkpoints"].as_array().unwrap().last().unwrap();
+    for f in last_cp["fetches"].as_array().unwrap() {
+        let (cf, r, s, e) = (f["cf"].as_str().unwrap(), f["resolution"].to_string(), f["start"].to_string(), f["end"].to_string());
+        let args = |file| vec!["fetch", file, cf, "-r", r.as_str(), "-s", s.as_str(), "-e", e.as_str()];
+        same(format!("fetch {cf} -r {r} -s {s} -e {e}"), run("rrdtool", &args(n)), ours(&args(i)));
+        // Reading the native file directly prints the same.
+        same(format!("fetch of the native file {cf} -r {r}"), run("rrdtool", &args(n)), ours(&args(n)));
+    }
+    let info_skip = ["filename", "header_size"];
+    let (t, m) = (run("rrdtool", &["info", n]), ours(&["info", i]));
+    same("info".into(), (t.0, without(&t.1, &info_skip), t.2), (m.0, without(&m.1, &info_skip), m.2));
+    for verb in ["last", "first", "lastupdate"] {
+        same(verb.into(), run("rrdtool", &[verb, n]), ours(&[verb, i]));
+    }
+    errors
+}
+
+#[test]
+fn imported_files_print_what_rrdtool_prints() {
+    if !have_rrdtool() {
+        assert!(std::env::var_os("RRD_REQUIRE_RRDTOOL").is_none(), "RRD_REQUIRE_RRDTOOL is set but rrdtool is not installed");
+        eprintln!("rrdtool is not installed: skipping the comparison with real RRDtool");
+        return;
+    }
+    let dir = vectors_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rrd"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .rrd files in {}", dir.display());
+    // Two workers: the comparison spawns a few thousand short processes.
+    let results: Vec<(String, Vec<String>)> = std::thread::scope(|scope| {
+        let chunks: Vec<_> = files.chunks(files.len().div_ceil(2)).collect();
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let tmp = tmp.path();
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|native| {
+                            let name = native.file_stem().unwrap().to_str().unwrap().to_owned();
+                            let json: serde_json::Value =
+                                serde_json::from_str(&std::fs::read_to_string(native.with_extension("json")).unwrap()).unwrap();
+                            let imported = tmp.join(format!("{name}.rrd"));
+                            let (ok, _, err) = ours(&["import", native.to_str().unwrap(), imported.to_str().unwrap()]);
+                            let errors =
+                                if ok { compare(&name, native, &imported, &json) } else { vec![format!("{name}: import failed: {err}")] };
+                            (name, errors)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let failed = results.iter().filter(|(_, e)| !e.is_empty()).count();
+    let passed = results.len() - failed;
+    let report: Vec<String> = results.into_iter().flat_map(|(_, e)| e).collect();
+    println!("rrdtool comparison: {passed} passed, {failed} failed");
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
