@@ -124,6 +124,17 @@ fn add_months(time: i64, months: i64) -> Option<i64> {
     first.checked_add(d - 1)?.checked_mul(DAY)?.checked_add(secs)
 }
 
+/// `YYYY-MM-DD HH:MM:SS UTC`, as RRDtool's dump comments print times (in UTC).
+///
+/// ```
+/// assert_eq!(rrdcore::timespec::utc_datetime(1_598_384_910), "2020-08-25 19:48:30 UTC");
+/// ```
+pub fn utc_datetime(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(DAY));
+    let s = t.rem_euclid(DAY);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", s / 3600, s % 3600 / 60, s % 60)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -21,3 +21,4 @@
 
 pub mod cli;
 pub mod rrdtext;
+pub mod xml;

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 
 use super::{CliError, Kind, fail, kind};
 
-/// Imports one native RRDtool file.
+/// Imports one native RRDtool file (or an RRDtool XML dump).
 pub(super) fn file(src: &Path, dest: &Path, overwrite: bool) -> Result<(), CliError> {
     let bytes = std::fs::read(src).map_err(|e| fail(format!("{}: {e}", src.display())))?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+        return super::restore(src, dest, false, overwrite);
+    }
     let native = rrdcore::native::read(&bytes).map_err(|e| fail(format!("{}: {e}", src.display())))?;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;

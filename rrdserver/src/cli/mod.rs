@@ -87,6 +87,32 @@ pub enum Command {
         /// The database.
         file: PathBuf,
     },
+    /// Write RRDtool's XML dump: `dump FILE [OUT]`
+    Dump {
+        /// The database (rrdcore or native RRDtool file).
+        file: PathBuf,
+        /// Where to write (default: standard output).
+        out: Option<PathBuf>,
+        /// `none`, `dtd` (default) or `xsd`.
+        #[arg(long = "header", default_value = "dtd")]
+        header: String,
+        /// The same as `--header none`.
+        #[arg(short = 'n', long = "no-header")]
+        no_header: bool,
+    },
+    /// Create a database from an RRDtool XML dump: `restore [-r] [-f] XML FILE`
+    Restore {
+        /// Row values outside a data source's min/max become unknown.
+        #[arg(short = 'r', long = "range-check")]
+        range_check: bool,
+        /// Replace FILE if it exists.
+        #[arg(short = 'f', long = "force-overwrite")]
+        force: bool,
+        /// The XML dump.
+        xml: PathBuf,
+        /// The new database.
+        file: PathBuf,
+    },
     /// Import native RRDtool files: `import SRC.rrd DEST`, or `import --tree SRC DEST`.
     Import {
         /// Import every `.rrd` file below SRC into the same layout below DEST.
@@ -166,6 +192,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             writeln!(out, "{}", last - last.rem_euclid(st) - (rows - 1) * st)?;
         }
         Command::Lastupdate { file } => out.write_all(rrdtext::lastupdate(&open_any(&file)?.info()).as_bytes())?,
+        Command::Dump { file, out: target, header, no_header } => {
+            let header = match (no_header, header.as_str()) {
+                (true, _) | (false, "none") => crate::xml::Header::None,
+                (false, "dtd") => crate::xml::Header::Dtd,
+                (false, "xsd") => crate::xml::Header::Xsd,
+                (false, other) => return Err(fail(format!("unknown header type '{other}' (none, dtd or xsd)"))),
+            };
+            let text = crate::xml::dump(&open_any(&file)?, header);
+            match target {
+                Some(path) => std::fs::write(&path, text).map_err(|e| fail(format!("{}: {e}", path.display())))?,
+                None => out.write_all(text.as_bytes())?,
+            }
+        }
+        Command::Restore { range_check, force, xml, file } => restore(&xml, &file, range_check, force)?,
         Command::Import { tree, overwrite, src, dest } => {
             if tree {
                 import::tree(&src, &dest, overwrite, out)?;
@@ -175,6 +215,21 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Check { path } => import::check(&path, out)?,
     }
+    Ok(())
+}
+
+/// Creates `file` from the XML dump at `xml`.
+pub(crate) fn restore(xml: &Path, file: &Path, range_check: bool, overwrite: bool) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(xml).map_err(|e| fail(format!("{}: {e}", xml.display())))?;
+    let r = crate::xml::restore(&text, range_check).map_err(|e| fail(format!("{}: {e}", xml.display())))?;
+    let opts = rrdcore::CreateOptions {
+        start: Some(rrdcore::MIN_START),
+        cur_rows: Some(r.state.cur_row.clone()),
+        overwrite,
+        ..rrdcore::CreateOptions::default()
+    };
+    let mut db = Rrd::create(file, &r.schema, &opts)?;
+    db.restore_state(&r.state, &r.rows).map_err(|e| fail(format!("{}: {e}", xml.display())))?;
     Ok(())
 }
 
