@@ -481,6 +481,29 @@ impl Rrd {
         Ok(())
     }
 
+    /// Replaces this database's file with a new one of `schema`, `state` and
+    /// `rows` (written beside and renamed over it), and opens that.
+    pub(crate) fn replace(self, schema: &Schema, state: &State, rows: &[Vec<f64>], path: &Path) -> Result<Rrd> {
+        let tmp = temp_path(path);
+        let opts = CreateOptions { start: Some(MIN_START), cur_rows: Some(state.cur_row.clone()), ..CreateOptions::default() };
+        let result = (|| {
+            create_file(&tmp, schema, MIN_START, &opts)?;
+            let mut db = Rrd::open(&tmp)?;
+            db.restore_state(state, rows)?;
+            db.flush()
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_err("rename", path)(e)
+        })?;
+        drop(self);
+        Rrd::open(path)
+    }
+
     /// Writes everything to disk and waits for it (msync).
     pub fn flush(&self) -> Result<()> {
         self.map.flush().map_err(io_err("msync", &self.path))

@@ -49,6 +49,7 @@ mod format;
 mod mmap;
 pub mod native;
 pub mod number;
+mod reshape;
 mod schema;
 mod state;
 mod store;
@@ -59,6 +60,7 @@ mod update;
 
 pub use database::{CheckReport, CreateOptions, Info, Rrd, UpdateOptions, check_bytes, now};
 pub use error::{Error, Result};
+pub use reshape::ArchiveSource;
 pub use fetch::{FetchRequest, Fetched, MAX_FETCH_VALUES};
 pub use schema::{
     Archive, Cf, CreateArgs, DataSource, DsType, MAX_COUNT, MAX_DS_NAME, MIN_START, Schema, parse_duration,

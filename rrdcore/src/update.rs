@@ -382,7 +382,7 @@ fn finish_cdp(c: &mut CdpState, cf: Cf, xff: f64, n: u64, pdp: f64, elapsed: u64
 }
 
 /// The CDP stays open: fold `elapsed` copies of `pdp` into it.
-fn extend_cdp(c: &mut CdpState, cf: Cf, pdp: f64, elapsed: u64) {
+pub(crate) fn extend_cdp(c: &mut CdpState, cf: Cf, pdp: f64, elapsed: u64) {
     #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
     let weight = elapsed as f64;
     if pdp.is_nan() {

@@ -172,3 +172,34 @@ fn check_finds_damage() {
     assert_eq!(code, 1);
     assert!(out.contains("FAULT") && out.contains("bad.rrd") && out.contains("2 files checked, 1 faults"), "{out}");
 }
+
+#[test]
+fn tune_matches_rrdtool_and_resize_keeps_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Twins::new(dir.path());
+    db.run("update", &["1000000300:1:100", "1000000600:2:400"]);
+    db.run("tune", &["-h", "b:900", "-i", "a:-5", "-a", "a:100", "-d", "b:DERIVE", "-r", "a:alpha"]);
+    let skip = |s: &str| s.lines().filter(|l| !l.starts_with("filename") && !l.starts_with("header_size") && !l.contains("cur_row")).collect::<Vec<_>>().join("\n");
+    let mine = ok(&["info", &db.ours]);
+    assert!(mine.contains("ds[alpha].min = -5.0000000000e+00") && mine.contains("ds[b].type = \"DERIVE\"") && mine.contains("ds[b].last_ds = \"UNKN\""), "{mine}");
+    if let Some(t) = &db.theirs {
+        let theirs = String::from_utf8(Command::new("rrdtool").args(["info", t]).output().unwrap().stdout).unwrap();
+        assert_eq!(skip(&mine), skip(&theirs));
+    }
+    // Both continue the same after the change.
+    db.run("update", &["1000000900:500:700", "1000001200:3:900", "1000001500:4:1000"]);
+    db.run("fetch", &["AVERAGE", "-s", "1000000200", "-e", "1000001500"]);
+    let before = ok(&["fetch", &db.ours, "MAX", "-s", "1000000000", "-e", "1000001500", "-r", "600"]);
+    ok(&["resize", &db.ours, "RRA#1:+10", "RRA:LAST:0.5:1:20"]);
+    assert_eq!(ok(&["fetch", &db.ours, "MAX", "-s", "1000000000", "-e", "1000001500", "-r", "600"]), before);
+    let info = ok(&["info", &db.ours]);
+    assert!(info.contains("rra[1].rows = 20") && info.contains("rra[2].cf = \"LAST\""), "{info}");
+    ok(&["resize", &db.ours, "1", "SHRINK", "15"]);
+    assert!(ok(&["info", &db.ours]).contains("rra[1].rows = 5"));
+    let (code, _, err) = rrdserver(&["resize", &db.ours, "RRA#9:+1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("archive index"), "{err}");
+    let (code, _, err) = rrdserver(&["tune", &db.ours, "-h", "nosuch:60"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nosuch"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! native RRDtool files, and checks. Output uses RRDtool's text layouts.
 
 mod import;
+mod tune;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -113,6 +114,44 @@ pub enum Command {
         /// The new database.
         file: PathBuf,
     },
+    /// Change a database's definition, keeping its history.
+    #[command(disable_help_flag = true)]
+    Tune {
+        /// Print help.
+        #[arg(long = "help", action = clap::ArgAction::Help)]
+        help: Option<bool>,
+        /// The database.
+        file: PathBuf,
+        /// `ds-name:heartbeat`
+        #[arg(short = 'h', long = "heartbeat")]
+        heartbeat: Vec<String>,
+        /// `ds-name:min` (U for none)
+        #[arg(short = 'i', long = "minimum", allow_hyphen_values = true)]
+        minimum: Vec<String>,
+        /// `ds-name:max` (U for none)
+        #[arg(short = 'a', long = "maximum", allow_hyphen_values = true)]
+        maximum: Vec<String>,
+        /// `ds-name:DST`
+        #[arg(short = 'd', long = "data-source-type")]
+        ds_type: Vec<String>,
+        /// `old-name:new-name`
+        #[arg(short = 'r', long = "data-source-rename")]
+        rename: Vec<String>,
+        /// `archive-index:xff`
+        #[arg(long = "xff")]
+        xff: Vec<String>,
+        /// Archive changes: `RRA#i:[+-=]rows`, `DELRRA:i`, `RRA:CF:xff:steps:rows`.
+        ops: Vec<String>,
+    },
+    /// Change archives keeping history: `resize FILE RRA#i:[+-=]rows | DELRRA:i | RRA:spec ...`
+    /// (also rrdtool's `resize FILE RRA-NUM GROW|SHRINK ROWS`, applied in place)
+    Resize {
+        /// The database.
+        file: PathBuf,
+        /// The archive changes.
+        #[arg(required = true)]
+        ops: Vec<String>,
+    },
     /// Import native RRDtool files: `import SRC.rrd DEST`, or `import --tree SRC DEST`.
     Import {
         /// Import every `.rrd` file below SRC into the same layout below DEST.
@@ -206,6 +245,17 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             }
         }
         Command::Restore { range_check, force, xml, file } => restore(&xml, &file, range_check, force)?,
+        Command::Tune { file, heartbeat, minimum, maximum, ds_type, rename, xff, ops, .. } => {
+            let changes = tune::Changes { heartbeat, minimum, maximum, ds_type, rename, xff, archive_ops: ops };
+            tune::apply(&file, &changes)?;
+        }
+        Command::Resize { file, ops } => {
+            let ops = match tune::legacy_resize(&ops)? {
+                Some(op) => vec![op],
+                None => ops,
+            };
+            tune::apply(&file, &tune::Changes { archive_ops: ops, ..tune::Changes::default() })?;
+        }
         Command::Import { tree, overwrite, src, dest } => {
             if tree {
                 import::tree(&src, &dest, overwrite, out)?;
