@@ -220,16 +220,7 @@ fn create_file(path: &Path, schema: &Schema, start: i64, opts: &CreateOptions) -
         let cur_rows = opts.cur_rows.clone().unwrap_or_else(|| random_rows(schema));
         let state = State::new(schema, start, &cur_rows);
         let tmp = temp_path(path);
-        let written = write_new(&tmp, schema, &state, opts.sync);
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_err("rename", path)(e)
-        })?;
-        Ok(())
+        commit_file(write_new(&tmp, schema, &state, opts.sync), &tmp, path)
     }
 }
 
@@ -492,14 +483,7 @@ impl Rrd {
             db.restore_state(state, rows)?;
             db.flush()
         })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_err("rename", path)(e)
-        })?;
+        commit_file(result, &tmp, path)?;
         drop(self);
         Rrd::open(path)
     }
@@ -675,6 +659,16 @@ fn parse_update_time(text: &str, at_style: bool, now: Timestamp) -> Result<Times
         t += base;
     }
     Timestamp::from_f64(t).ok_or_else(|| bad("time out of range"))
+}
+
+/// Renames the finished `tmp` over `path`; on any failure (of the writing,
+/// given as `written`, or of the rename) removes `tmp` and returns the error.
+fn commit_file(written: Result<()>, tmp: &Path, path: &Path) -> Result<()> {
+    let renamed = written.and_then(|()| std::fs::rename(tmp, path).map_err(io_err("rename", path)));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    renamed
 }
 
 fn temp_path(path: &Path) -> PathBuf {
