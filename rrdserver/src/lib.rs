@@ -20,5 +20,6 @@
 //! ```
 
 pub mod cli;
+pub mod opentsdb;
 pub mod rrdtext;
 pub mod xml;

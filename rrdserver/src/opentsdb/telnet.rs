@@ -1,0 +1,160 @@
+//! The telnet line protocol (`opentsdb-api.md` §3): one command per line;
+//! `put` validated with OpenTSDB's error lines.
+
+use std::collections::BTreeMap;
+
+use super::point::{DataPoint, check_metric, check_tags, parse_value, show_tags, timestamp_ms};
+
+/// Longest line accepted; a longer one is a protocol error.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// One parsed line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `put`: a valid point, or the error line to send back (without newline).
+    Put(Result<DataPoint, String>),
+    /// `version`.
+    Version,
+    /// `stats`.
+    Stats,
+    /// `help`.
+    Help,
+    /// `dropcaches`.
+    DropCaches,
+    /// `status`.
+    Status,
+    /// `exit`: close the connection.
+    Exit,
+    /// An empty line (ignored).
+    Empty,
+    /// Anything else: the reply line (without newline).
+    Unknown(String),
+}
+
+/// The command names `help` lists.
+pub const COMMANDS: &[&str] = &["put", "version", "stats", "help", "dropcaches", "status", "exit"];
+
+/// Parses one line (without its line ending).
+pub fn parse_line(line: &str, max_tags: usize) -> Command {
+    let mut words = line.split_whitespace();
+    let Some(cmd) = words.next() else { return Command::Empty };
+    match cmd {
+        "put" => Command::Put(put(&words.collect::<Vec<_>>(), max_tags)),
+        "version" => Command::Version,
+        "stats" => Command::Stats,
+        "help" => Command::Help,
+        "dropcaches" => Command::DropCaches,
+        "status" => Command::Status,
+        "exit" => Command::Exit,
+        other => Command::Unknown(format!("unknown command: {other}.  Try `help'.")),
+    }
+}
+
+fn illegal(msg: impl std::fmt::Display) -> String {
+    format!("put: illegal argument: {msg}")
+}
+
+/// A Java `parseLong`-style read: optional sign, digits; the first bad character is named.
+fn parse_long(text: &str) -> Result<i64, String> {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if let Some(c) = digits.chars().find(|c| !c.is_ascii_digit()) {
+        return Err(format!("put: invalid value: Invalid character '{c}' in {text}"));
+    }
+    if digits.is_empty() {
+        return Err(format!("put: invalid value: Invalid character '{text}' in {text}"));
+    }
+    text.parse().map_err(|_| format!("put: invalid value: Value out of range: {text}"))
+}
+
+/// A telnet timestamp in milliseconds; `seconds.fraction` is seconds plus fraction.
+fn telnet_time(text: &str) -> Result<u64, String> {
+    let (whole, frac) = match text.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (text, None),
+    };
+    let secs = parse_long(whole)?;
+    let Some(frac) = frac else {
+        return timestamp_ms(secs).map_err(|_| illegal(format!("invalid timestamp: {secs}")));
+    };
+    if let Some(c) = frac.chars().find(|c| !c.is_ascii_digit()) {
+        return Err(format!("put: invalid value: Invalid character '{c}' in {text}"));
+    }
+    if secs <= 0 || secs > 4_294_967_295 {
+        return Err(illegal(format!("invalid timestamp: {text}")));
+    }
+    let millis: u64 = format!("{frac:0<3}").get(..3).and_then(|m| m.parse().ok()).unwrap_or(0);
+    Ok(secs.unsigned_abs() * 1000 + millis)
+}
+
+fn put(words: &[&str], max_tags: usize) -> Result<DataPoint, String> {
+    let [metric, time, value, tag_words @ ..] = words else {
+        return Err(illegal(format!("not enough arguments (need least 4, got {})", words.len())));
+    };
+    if tag_words.is_empty() {
+        return Err(illegal(format!("not enough arguments (need least 4, got {})", words.len())));
+    }
+    let timestamp_ms = telnet_time(time)?;
+    let value = parse_value(value).map_err(|e| {
+        if e.starts_with("value is NaN or Infinite") { illegal(e) } else { format!("put: invalid value: {e}") }
+    })?;
+    let mut tags = BTreeMap::new();
+    for word in tag_words {
+        let Some((k, v)) = word.split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty() && !v.contains('=')) else {
+            return Err(illegal(format!("invalid tag: {word}")));
+        };
+        if let Some(old) = tags.get(k)
+            && old != v
+        {
+            return Err(illegal(format!("duplicate tag: {word}, tags={}", show_tags(&tags))));
+        }
+        tags.insert(k.to_owned(), v.to_owned());
+    }
+    check_metric(metric).map_err(illegal)?;
+    check_tags(&tags, max_tags).map_err(|e| if e == "Missing tags" { illegal("Need at least one tag") } else { illegal(e) })?;
+    Ok(DataPoint { metric: (*metric).to_owned(), timestamp_ms, value, tags })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::point::Value;
+    use super::*;
+
+    fn err(line: &str) -> String {
+        match parse_line(line, 8) {
+            Command::Put(Err(e)) => e,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn puts() {
+        let Command::Put(Ok(p)) = parse_line("put sys.cpu.user 1700000000 42.5 host=web01 cpu=0", 8) else { panic!() };
+        assert_eq!((p.timestamp_ms, p.value, p.tags.len()), (1_700_000_000_000, Value::Float(42.5), 2));
+        let Command::Put(Ok(p)) = parse_line("put  m  1500000000.123 7   host=a ", 8) else { panic!() };
+        assert_eq!((p.timestamp_ms, p.value), (1_500_000_000_123, Value::Int(7)));
+        let Command::Put(Ok(p)) = parse_line("put m 1500000000.5 7 host=a host=a", 8) else { panic!() };
+        assert_eq!(p.timestamp_ms, 1_500_000_000_500);
+    }
+
+    #[test]
+    fn error_lines() {
+        assert_eq!(err("put sys.cpu.user 1700000000 fortytwo host=web01"), "put: invalid value: Invalid character 'f' in fortytwo");
+        assert_eq!(err("put m 1700000000 1"), "put: illegal argument: not enough arguments (need least 4, got 3)");
+        assert_eq!(err("put m 17000x 1 a=b"), "put: invalid value: Invalid character 'x' in 17000x");
+        assert_eq!(err("put m 0 1 a=b"), "put: illegal argument: invalid timestamp: 0");
+        assert_eq!(err("put m -5 1 a=b"), "put: illegal argument: invalid timestamp: -5");
+        assert_eq!(err("put m 1 1 ab"), "put: illegal argument: invalid tag: ab");
+        assert_eq!(err("put m 1 1 a="), "put: illegal argument: invalid tag: a=");
+        assert_eq!(err("put m 1 1 host=a host=b"), "put: illegal argument: duplicate tag: host=b, tags={host=a}");
+        assert_eq!(err("put m 1 1e999 a=b"), "put: illegal argument: value is NaN or Infinite: 1e999");
+        assert_eq!(err("put a:b 1 1 a=b"), "put: illegal argument: Invalid metric name (\"a:b\"): illegal character: :");
+    }
+
+    #[test]
+    fn other_commands() {
+        assert_eq!(parse_line("version", 8), Command::Version);
+        assert_eq!(parse_line("  ", 8), Command::Empty);
+        assert_eq!(parse_line("exit", 8), Command::Exit);
+        assert_eq!(parse_line("bogus x", 8), Command::Unknown("unknown command: bogus.  Try `help'.".into()));
+    }
+}
