@@ -4,7 +4,9 @@
 //! * [`point`]: names, tags, timestamps and values shared by every write path.
 //! * [`put`]: the `/api/put` JSON body.
 //! * [`telnet`]: the line protocol (`put`, `version`, ...).
+//! * [`query`]: what a query asks for: times, `m=`, downsampling, filters, rates.
 
 pub mod point;
 pub mod put;
+pub mod query;
 pub mod telnet;
