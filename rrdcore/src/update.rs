@@ -311,11 +311,15 @@ fn consolidate(
     let per_rra = schema.archives.iter().zip(cur_row.iter_mut()).zip(cdp.chunks_mut(nds));
     for (r, ((rra, cur), cdps)) in per_rra.enumerate() {
         let n = rra.steps;
-        let start_off = n - proc_pdp_cnt % n;
-        let rows_due = if start_off <= elapsed {
-            ((elapsed - start_off) / n + 1).min(rra.rows)
-        } else {
+        // Divisions are slow; the common cases (steps = 1, fewer than `steps`
+        // PDPs past the row boundary) need none.
+        let start_off = if n == 1 { 1 } else { n - proc_pdp_cnt % n };
+        let rows_due = if start_off > elapsed {
             0
+        } else if elapsed - start_off < n {
+            1.min(rra.rows)
+        } else {
+            ((elapsed - start_off) / n + 1).min(rra.rows)
         };
         for (c, &pdp) in cdps.iter_mut().zip(pdp_temp) {
             if n == 1 {
@@ -330,7 +334,10 @@ fn consolidate(
             }
         }
         for k in 0..rows_due {
-            *cur = (*cur + 1) % rra.rows;
+            *cur += 1;
+            if *cur >= rra.rows {
+                *cur = 0;
+            }
             for (ds, c) in cdps.iter().enumerate() {
                 sink.write(r, *cur, ds, if k == 0 { c.primary } else { c.secondary });
             }
@@ -368,7 +375,8 @@ fn finish_cdp(c: &mut CdpState, cf: Cf, xff: f64, n: u64, pdp: f64, elapsed: u64
             Cf::Last => pdp,
         }
     };
-    let into = (elapsed - start_off) % n;
+    let past = elapsed - start_off;
+    let into = if past < n { past } else { past % n };
     c.value = if into == 0 || pdp.is_nan() {
         cdp_initial(cf)
     } else if cf == Cf::Average {
