@@ -185,17 +185,24 @@ pub(crate) fn apply(
     #[expect(clippy::cast_possible_wrap, reason = "validated schemas keep step below i64::MAX")]
     let step = schema.step as i64;
     let last = state.last_update;
+    // Each remainder once; the common crossings (0 or 1 PDP) without dividing.
+    let time_rem = time.sec.rem_euclid(step);
     let proc_pdp_st = last.sec - last.sec.rem_euclid(step);
-    let occu_pdp_st = time.sec - time.sec.rem_euclid(step);
+    let occu_pdp_st = time.sec - time_rem;
+    let crossed = occu_pdp_st - proc_pdp_st;
     #[expect(clippy::cast_sign_loss, reason = "time is after last, so the difference is non-negative")]
-    let mut elapsed = ((occu_pdp_st - proc_pdp_st) / step) as u64;
+    let mut elapsed = match crossed {
+        0 => 0,
+        d if d == step => 1,
+        d => (d / step) as u64,
+    };
     if elapsed == 0 {
         accumulate(state, interval, &scratch.pdp_new);
     } else {
         #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
         let mut pre_int = (occu_pdp_st - last.sec) as f64 - f64::from(last.usec) / 1e6;
         #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
-        let post_int = time.sec.rem_euclid(step) as f64 + f64::from(time.usec) / 1e6;
+        let post_int = time_rem as f64 + f64::from(time.usec) / 1e6;
         let mut interval = interval;
         #[expect(clippy::cast_sign_loss, reason = "times are after 1980")]
         let mut proc_pdp_cnt = (proc_pdp_st / step) as u64;
