@@ -95,9 +95,25 @@ impl std::fmt::Debug for Rrd {
 // Per-thread work buffers: shared by every database a thread updates, so they
 // stay in cache when updates rotate over many databases.
 thread_local! {
-    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+    static BUFS: std::cell::Cell<Bufs> = std::cell::Cell::new(Bufs::default());
     static SLOT_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-    static TEXTS: std::cell::Cell<Vec<String>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The work buffers of one update: value texts and the algorithm's scratch.
+#[derive(Debug, Default)]
+struct Bufs {
+    texts: Vec<String>,
+    scratch: Scratch,
+}
+
+/// Runs `f` with this thread's work buffers (taken once for a whole batch).
+fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
+    BUFS.with(|cell| {
+        let mut bufs = cell.take();
+        let result = f(&mut bufs);
+        cell.replace(bufs);
+        result
+    })
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -356,12 +372,14 @@ impl Rrd {
         I: IntoIterator<Item = (Timestamp, f64)>,
     {
         let mut applied = 0;
-        for (index, (time, value)) in points.into_iter().enumerate() {
-            match self.stage_typed(time, &[value]) {
-                Ok(()) => applied += 1,
-                Err(e) => on_error(index, e),
+        with_bufs(|bufs| {
+            for (index, (time, value)) in points.into_iter().enumerate() {
+                match self.stage_typed_in(bufs, time, &[value]) {
+                    Ok(()) => applied += 1,
+                    Err(e) => on_error(index, e),
+                }
             }
-        }
+        });
         self.commit_if(applied > 0);
         applied
     }
@@ -494,40 +512,35 @@ impl Rrd {
     }
 
     fn stage_typed(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
+        with_bufs(|bufs| self.stage_typed_in(bufs, time, values))
+    }
+
+    /// [`Rrd::stage_typed`] with the work buffers at hand.
+    fn stage_typed_in(&mut self, bufs: &mut Bufs, time: Timestamp, values: &[f64]) -> Result<()> {
         if values.len() != self.schema.data_sources.len() {
             return Err(Error::ValueCount {
                 expected: self.schema.data_sources.len(),
                 got: values.len(),
             });
         }
-        TEXTS.with(|cell| {
-            let mut texts = cell.take();
-            texts.resize_with(values.len().max(texts.len()), String::new);
-            let mut result = Ok(());
-            for ((ds, v), out) in self.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
-                if let Err(e) = update::value_text(ds, *v, out) {
-                    result = Err(e);
-                    break;
-                }
+        let Bufs { texts, scratch } = bufs;
+        texts.resize_with(values.len().max(texts.len()), String::new);
+        for ((ds, v), out) in self.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
+            update::value_text(ds, *v, out)?;
+        }
+        // Up to 8 data sources without allocating.
+        let mut small = [""; 8];
+        let refs: Vec<&str>;
+        let refs: &[&str] = if values.len() <= small.len() {
+            for (dst, t) in small.iter_mut().zip(texts.iter()) {
+                *dst = t.as_str();
             }
-            if result.is_ok() {
-                // Up to 8 data sources without allocating.
-                let mut small = [""; 8];
-                let refs: Vec<&str>;
-                let refs: &[&str] = if values.len() <= small.len() {
-                    for (dst, t) in small.iter_mut().zip(texts.iter()) {
-                        *dst = t.as_str();
-                    }
-                    small.get(..values.len()).unwrap_or_default()
-                } else {
-                    refs = texts.iter().take(values.len()).map(String::as_str).collect();
-                    &refs
-                };
-                result = self.stage(time, refs, Some(values));
-            }
-            cell.replace(texts);
-            result
-        })
+            small.get(..values.len()).unwrap_or_default()
+        } else {
+            refs = texts.iter().take(values.len()).map(String::as_str).collect();
+            &refs
+        };
+        self.stage_in(scratch, time, refs, Some(values))
     }
 
     /// Parses one text argument and applies it; `Ok(false)` when skipped.
@@ -575,24 +588,23 @@ impl Rrd {
     /// Validates and applies one update to the in-memory state and the rows.
     /// `exact`: typed values, used as given for GAUGE and ABSOLUTE.
     fn stage(&mut self, time: Timestamp, values: &[&str], exact: Option<&[f64]>) -> Result<()> {
+        with_bufs(|bufs| self.stage_in(&mut bufs.scratch, time, values, exact))
+    }
+
+    /// [`Rrd::stage`] with the scratch buffers at hand.
+    fn stage_in(&mut self, scratch: &mut Scratch, time: Timestamp, values: &[&str], exact: Option<&[f64]>) -> Result<()> {
         let Some(bytes) = self.map.bytes_mut() else {
             return Err(Error::ReadOnly {
                 path: self.path.clone(),
             });
         };
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.take();
-            let result = update::prepare(&self.schema, &self.state, time, values, exact, &mut scratch);
-            if let Ok(interval) = result {
-                let mut sink = MapSink {
-                    bytes,
-                    layout: &self.layout,
-                };
-                update::apply(&self.schema, &mut self.state, time, interval, values, &mut scratch, &mut sink);
-            }
-            cell.replace(scratch);
-            result.map(|_| ())
-        })
+        let interval = update::prepare(&self.schema, &self.state, time, values, exact, scratch)?;
+        let mut sink = MapSink {
+            bytes,
+            layout: &self.layout,
+        };
+        update::apply(&self.schema, &mut self.state, time, interval, values, scratch, &mut sink);
+        Ok(())
     }
 
     fn commit_if(&mut self, changed: bool) {
