@@ -11,7 +11,7 @@ use crate::fetch::{self, FetchRequest, Fetched, RowSource};
 use crate::format::{Layout, header, live};
 use crate::mmap::MappedFile;
 use crate::number;
-use crate::schema::{MIN_START, Schema};
+use crate::schema::{DsType, MIN_START, Schema};
 use crate::state::{State, Timestamp};
 use crate::update::{self, RowSink, Scratch};
 
@@ -104,6 +104,7 @@ thread_local! {
 struct Bufs {
     texts: Vec<String>,
     scratch: Scratch,
+    text: String,
 }
 
 /// Runs `f` with this thread's work buffers (taken once for a whole batch).
@@ -372,12 +373,26 @@ impl Rrd {
         I: IntoIterator<Item = (Timestamp, f64)>,
     {
         let mut applied = 0;
+        // `last_ds` keeps only the last accepted value's text, and GAUGE and
+        // ABSOLUTE values are used exactly: their texts are written once, at the end.
+        let textless = self.schema.data_sources.len() == 1
+            && self.schema.data_sources.iter().all(|d| matches!(d.kind, DsType::Gauge | DsType::Absolute));
+        let mut last_accepted = None;
         with_bufs(|bufs| {
             for (index, (time, value)) in points.into_iter().enumerate() {
-                match self.stage_typed_in(bufs, time, &[value]) {
-                    Ok(()) => applied += 1,
+                match self.stage_typed_in(bufs, time, &[value], !textless) {
+                    Ok(()) => {
+                        applied += 1;
+                        last_accepted = Some(value);
+                    }
                     Err(e) => on_error(index, e),
                 }
+            }
+            if let (true, Some(value), Some(ds), Some(def)) =
+                (textless, last_accepted, self.state.ds.first_mut(), self.schema.data_sources.first())
+                && update::value_text(def, value, &mut bufs.text).is_ok()
+            {
+                ds.last_ds = crate::state::LastDs::new(&bufs.text);
             }
         });
         self.commit_if(applied > 0);
@@ -512,21 +527,26 @@ impl Rrd {
     }
 
     fn stage_typed(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
-        with_bufs(|bufs| self.stage_typed_in(bufs, time, values))
+        with_bufs(|bufs| self.stage_typed_in(bufs, time, values, true))
     }
 
-    /// [`Rrd::stage_typed`] with the work buffers at hand.
-    fn stage_typed_in(&mut self, bufs: &mut Bufs, time: Timestamp, values: &[f64]) -> Result<()> {
+    /// [`Rrd::stage_typed`] with the work buffers at hand. Without `with_text`,
+    /// GAUGE and ABSOLUTE values get no decimal text (the caller writes `last_ds`).
+    fn stage_typed_in(&mut self, bufs: &mut Bufs, time: Timestamp, values: &[f64], with_text: bool) -> Result<()> {
         if values.len() != self.schema.data_sources.len() {
             return Err(Error::ValueCount {
                 expected: self.schema.data_sources.len(),
                 got: values.len(),
             });
         }
-        let Bufs { texts, scratch } = bufs;
+        let Bufs { texts, scratch, .. } = bufs;
         texts.resize_with(values.len().max(texts.len()), String::new);
         for ((ds, v), out) in self.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
-            update::value_text(ds, *v, out)?;
+            if with_text || v.is_nan() || !matches!(ds.kind, DsType::Gauge | DsType::Absolute) {
+                update::value_text(ds, *v, out)?;
+            } else {
+                out.clear();
+            }
         }
         // Up to 8 data sources without allocating.
         let mut small = [""; 8];

@@ -324,3 +324,19 @@ fn typed_gauge_values_are_used_exactly_and_text_uses_rrdtools_parser() {
     // RRDtool's parser reads "3.14159" one ulp high; the text form reproduces that.
     assert_eq!(text.stored_value(0, 1, 0), Some(3.1415900000000003));
 }
+
+#[test]
+fn batched_points_keep_the_last_accepted_text() {
+    let mut db = Rrd::create_in_memory(&Schema::default(), &opts()).unwrap();
+    let mut errors = Vec::new();
+    let points = [(START + 300, 1.5), (START + 600, 2.25), (START + 500, 9.0), (START + 900, f64::NAN), (START + 1200, 7.0), (START + 1100, 8.0)];
+    let applied = db.update_points(points.iter().map(|(t, v)| (Timestamp::from_secs(*t), *v)), |i, _| errors.push(i));
+    assert_eq!((applied, errors), (4, vec![2, 5]));
+    assert_eq!(db.state().ds[0].last_ds.as_str(), "7");
+    // The same points one at a time give the same state.
+    let mut one = Rrd::create_in_memory(&Schema::default(), &opts()).unwrap();
+    for (t, v) in points {
+        let _ = one.update(Timestamp::from_secs(t), &[v]);
+    }
+    assert_eq!(one.state(), db.state());
+}
