@@ -25,26 +25,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let end = db.last_update().sec;
     let got = db.fetch(&FetchRequest::new(Cf::Average, end - 7200, end))?;
     println!("{} ({} bytes)", path.display(), std::fs::metadata(&path)?.len());
-    println!("{:>20}", got.ds_names.join(" "));
-    println!();
-    for (t, row) in got.rows() {
-        let cells: Vec<String> = row.iter().map(|v| fmt_value(*v)).collect();
-        println!("{t}: {}", cells.join(" "));
-    }
+    print!("{}", rrdserver::rrdtext::fetch(&got));
     Ok(())
-}
-
-/// RRDtool's `%0.10e` layout, `-nan` for unknown.
-fn fmt_value(v: f64) -> String {
-    if v.is_nan() {
-        return "-nan".to_owned();
-    }
-    let s = format!("{v:.10e}");
-    match s.split_once('e') {
-        Some((mantissa, exp)) => {
-            let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
-            format!("{mantissa}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
 }

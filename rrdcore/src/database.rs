@@ -191,18 +191,20 @@ impl Rrd {
                 }
             }
         }
-        if path.exists() {
-            if !opts.overwrite {
-                return Err(Error::Exists {
-                    path: path.to_path_buf(),
-                });
-            }
-            // Refuse to replace a file another writer has open.
-            if let Ok(existing) = OpenOptions::new().read(true).write(true).open(path) {
-                lock(&existing, true, path)?;
-            }
-        }
+        check_target(path, opts.overwrite)?;
         create_file(path, schema, start, opts)?;
+        Rrd::open(path)
+    }
+
+    /// Creates a database file at `path` holding `state` and `rows` (per
+    /// archive, its rows in ring order), as an import or a restore does. The
+    /// image is built and checked in memory, then written once and renamed
+    /// into place.
+    pub fn create_restored(path: impl AsRef<Path>, schema: &Schema, state: &State, rows: &[Vec<f64>], overwrite: bool) -> Result<Rrd> {
+        let path = path.as_ref();
+        let image = restored_image(schema, state, rows)?;
+        check_target(path, overwrite)?;
+        write_image(path, &image, false)?;
         Rrd::open(path)
     }
 
@@ -233,16 +235,43 @@ impl Rrd {
 
 /// Writes a new database file beside `path` and renames it into place.
 fn create_file(path: &Path, schema: &Schema, start: i64, opts: &CreateOptions) -> Result<()> {
-    {
-        let cur_rows = opts.cur_rows.clone().unwrap_or_else(|| random_rows(schema));
-        let state = State::new(schema, start, &cur_rows);
-        let tmp = temp_path(path);
-        commit_file(write_new(&tmp, schema, &state, opts.sync), &tmp, path)
+    let cur_rows = opts.cur_rows.clone().unwrap_or_else(|| random_rows(schema));
+    let mut image = Vec::new();
+    encode_new(&mut image, schema, &State::new(schema, start, &cur_rows));
+    write_image(path, &image, opts.sync)
+}
+
+/// Refuses an existing `path` unless `overwrite`, and one another writer has open.
+fn check_target(path: &Path, overwrite: bool) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
     }
+    if !overwrite {
+        return Err(Error::Exists { path: path.to_path_buf() });
+    }
+    if let Ok(existing) = OpenOptions::new().read(true).write(true).open(path) {
+        lock(&existing, true, path)?;
+    }
+    Ok(())
+}
+
+/// The image of a database of `schema` holding `state` and `rows`, checked
+/// exactly as an open checks a file.
+fn restored_image(schema: &Schema, state: &State, rows: &[Vec<f64>]) -> Result<Vec<u8>> {
+    let opts = CreateOptions {
+        start: Some(MIN_START),
+        cur_rows: Some(state.cur_row.clone()),
+        ..CreateOptions::default()
+    };
+    let mut db = Rrd::create_in_memory(schema, &opts)?;
+    db.restore_state(state, rows)?;
+    db.into_bytes().ok_or_else(|| Error::Corrupt {
+        path: PathBuf::new(),
+        what: "an in-memory image was expected".into(),
+    })
 }
 
 impl Rrd {
-
     /// Opens a database for reading and writing, taking its exclusive lock.
     /// Everything is validated first; any damage gives an error.
     pub fn open(path: impl AsRef<Path>) -> Result<Rrd> {
@@ -508,15 +537,10 @@ impl Rrd {
     /// Replaces this database's file with a new one of `schema`, `state` and
     /// `rows` (written beside and renamed over it), and opens that.
     pub(crate) fn replace(self, schema: &Schema, state: &State, rows: &[Vec<f64>], path: &Path) -> Result<Rrd> {
-        let tmp = temp_path(path);
-        let opts = CreateOptions { start: Some(MIN_START), cur_rows: Some(state.cur_row.clone()), ..CreateOptions::default() };
-        let result = (|| {
-            create_file(&tmp, schema, MIN_START, &opts)?;
-            let mut db = Rrd::open(&tmp)?;
-            db.restore_state(state, rows)?;
-            db.flush()
-        })();
-        commit_file(result, &tmp, path)?;
+        let image = restored_image(schema, state, rows)?;
+        // Renamed over the file this handle still maps and locks; the handle
+        // goes only after the new file is in place.
+        write_image(path, &image, true)?;
         drop(self);
         Rrd::open(path)
     }
@@ -728,25 +752,28 @@ fn encode_new(out: &mut Vec<u8>, schema: &Schema, state: &State) {
 /// The page size assumed for write granularity.
 const PAGE: usize = 4096;
 
-/// Writes a complete new database file at `path`.
-fn write_new(path: &Path, schema: &Schema, state: &State, sync: bool) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(io_err("create", path))?;
-    let mut image = Vec::new();
-    encode_new(&mut image, schema, state);
-    // Page-sized writes: the kernel then caches the file in page-sized folios,
-    // so a later 8-byte update dirties (and writes back) 4 KiB, not a large folio.
-    for chunk in image.chunks(PAGE) {
-        file.write_all(chunk).map_err(io_err("write", path))?;
-    }
-    if sync {
-        file.sync_all().map_err(io_err("fsync", path))?;
-    }
-    Ok(())
+/// Writes a complete database image beside `path` and renames it into place
+/// (removing the temporary file on any failure).
+fn write_image(path: &Path, image: &[u8], sync: bool) -> Result<()> {
+    let tmp = temp_path(path);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        // Page-sized writes: the kernel then caches the file in page-sized folios,
+        // so a later 8-byte update dirties (and writes back) 4 KiB, not a large folio.
+        for chunk in image.chunks(PAGE) {
+            file.write_all(chunk).map_err(io_err("write", &tmp))?;
+        }
+        if sync {
+            file.sync_all().map_err(io_err("fsync", &tmp))?;
+        }
+        Ok(())
+    })();
+    commit_file(written, &tmp, path)
 }
 
 /// A decoded, validated database image.

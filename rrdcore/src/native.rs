@@ -185,15 +185,7 @@ impl NativeRrd {
     /// Writes this database as a new rrdcore file at `dest`, with the same
     /// state, ring positions and rows.
     pub fn import(&self, dest: impl AsRef<Path>, overwrite: bool) -> Result<Rrd> {
-        let opts = CreateOptions {
-            start: Some(crate::schema::MIN_START),
-            cur_rows: Some(self.state.cur_row.clone()),
-            overwrite,
-            ..CreateOptions::default()
-        };
-        let mut db = Rrd::create(dest, &self.schema, &opts)?;
-        db.restore_state(&self.state, &self.rows)?;
-        Ok(db)
+        Rrd::create_restored(dest, &self.schema, &self.state, &self.rows, overwrite)
     }
 
     /// The same, as an in-memory database.

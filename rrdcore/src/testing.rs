@@ -21,6 +21,21 @@ pub fn data_offset(bytes: &[u8]) -> Option<u64> {
     header::decode(bytes).ok().map(|(schema, _)| Layout::of(&schema).data_offset)
 }
 
+/// The golden-vector directory the tests run: `RRD_VECTORS_DIR` when set
+/// (a relative path is also tried from the workspace root, since cargo runs
+/// tests from the package directory), else `../shared/vectors` beside the
+/// checkout when it exists, else the subset committed in `rrdcore/tests/vectors`.
+pub fn vectors_dir() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(dir) = std::env::var_os("RRD_VECTORS_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        let from_root = manifest.join("..").join(&dir);
+        return if dir.is_relative() && !dir.is_dir() && from_root.is_dir() { from_root } else { dir };
+    }
+    let shared = manifest.join("../../shared/vectors");
+    if shared.is_dir() { shared } else { manifest.join("tests/vectors") }
+}
+
 fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at + 4)?;
     Some(u32::from_le_bytes(b.try_into().ok()?))

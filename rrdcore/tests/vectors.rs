@@ -16,22 +16,6 @@ use std::path::{Path, PathBuf};
 use rrdcore::{Cf, CreateOptions, FetchRequest, Rrd, Schema, State, Timestamp, UpdateOptions};
 use serde_json::Value;
 
-fn scenario_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Some(dir) = std::env::var_os("RRD_VECTORS_DIR") {
-        let dir = PathBuf::from(dir);
-        // Cargo runs tests from the package directory; a relative path typed at
-        // the workspace root is resolved from there too.
-        let from_root = manifest.join("..").join(&dir);
-        return if dir.is_relative() && !dir.is_dir() && from_root.is_dir() { from_root } else { dir };
-    }
-    let shared = manifest.join("../../shared/vectors");
-    if shared.is_dir() {
-        return shared;
-    }
-    manifest.join("tests/vectors")
-}
-
 fn scenarios(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
@@ -221,7 +205,7 @@ fn run(path: &Path) -> Result<(), String> {
 }
 
 fn main() {
-    let dir = scenario_dir();
+    let dir = rrdcore::testing::vectors_dir();
     let files = scenarios(&dir);
     println!("running {} golden scenarios from {}", files.len(), dir.display());
     let (mut passed, mut failed) = (0, 0);

@@ -8,17 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn vectors_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Some(dir) = std::env::var_os("RRD_VECTORS_DIR") {
-        let dir = PathBuf::from(dir);
-        let from_root = manifest.join("..").join(&dir);
-        return if dir.is_relative() && !dir.is_dir() && from_root.is_dir() { from_root } else { dir };
-    }
-    let shared = manifest.join("../../shared/vectors");
-    if shared.is_dir() { shared } else { manifest.join("../rrdcore/tests/vectors") }
-}
-
 fn have_rrdtool() -> bool {
     Command::new("rrdtool").arg("--version").output().is_ok_and(|o| o.status.success())
 }
@@ -120,7 +109,7 @@ fn imported_files_print_what_rrdtool_prints() {
         eprintln!("rrdtool is not installed: skipping the comparison with real RRDtool");
         return;
     }
-    let dir = vectors_dir();
+    let dir = rrdcore::testing::vectors_dir();
     let tmp = tempfile::tempdir().unwrap();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

@@ -145,6 +145,8 @@ struct Clock {
 
 #[derive(Debug, Default)]
 struct Counters {
+    /// Series whose file exists (slots with `exists` set).
+    series: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
@@ -217,6 +219,8 @@ impl Store {
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
         }
         let (keys, problems) = scan(&dir)?;
+        let counters = Counters::default();
+        counters.series.store(keys.len() as u64, Ordering::Relaxed);
         let index = keys.into_iter().map(|k| (k.into_boxed_str(), Slot::existing())).collect();
         Ok(Store {
             dir,
@@ -224,7 +228,7 @@ impl Store {
             config,
             index: RwLock::new(index),
             clock: Mutex::default(),
-            counters: Counters::default(),
+            counters,
             problems,
         })
     }
@@ -259,11 +263,7 @@ impl Store {
 
     /// Cache and index counters.
     pub fn stats(&self) -> StoreStats {
-        let series = self
-            .index
-            .read()
-            .map(|i| i.values().filter(|s| s.exists.load(Ordering::Relaxed)).count())
-            .unwrap_or(0);
+        let series = usize::try_from(self.counters.series.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
         let open = self.clock.lock().map(|c| c.entries.len()).unwrap_or(0);
         StoreStats {
             series,
@@ -424,7 +424,9 @@ impl Store {
         } else {
             return Err(unknown(key));
         };
-        slot.exists.store(true, Ordering::Relaxed);
+        if !slot.exists.swap(true, Ordering::Relaxed) {
+            self.counters.series.fetch_add(1, Ordering::Relaxed);
+        }
         self.admit(slot);
         *guard = Some(Box::new(db));
         Ok(guard)

@@ -272,14 +272,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 pub(crate) fn restore(xml: &Path, file: &Path, range_check: bool, overwrite: bool) -> Result<(), CliError> {
     let text = std::fs::read_to_string(xml).map_err(|e| fail(format!("{}: {e}", xml.display())))?;
     let r = crate::xml::restore(&text, range_check).map_err(|e| fail(format!("{}: {e}", xml.display())))?;
-    let opts = rrdcore::CreateOptions {
-        start: Some(rrdcore::MIN_START),
-        cur_rows: Some(r.state.cur_row.clone()),
-        overwrite,
-        ..rrdcore::CreateOptions::default()
-    };
-    let mut db = Rrd::create(file, &r.schema, &opts)?;
-    db.restore_state(&r.state, &r.rows).map_err(|e| fail(format!("{}: {e}", xml.display())))?;
+    Rrd::create_restored(file, &r.schema, &r.state, &r.rows, overwrite).map_err(|e| fail(format!("{}: {e}", xml.display())))?;
     Ok(())
 }
 

@@ -97,16 +97,8 @@ fn absolute(t: &str) -> Result<u64, String> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&s) || y < 1970 {
         return Err(bad());
     }
-    let days = days_from_civil(y, mo, d);
+    let days = rrdcore::timespec::days_from_civil(y, mo, d);
     u64::try_from(((days * 24 + h) * 60 + mi) * 60 + s).map(|secs| secs * SECOND).map_err(|_| bad())
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
 /// How empty downsample buckets are emitted.
