@@ -242,7 +242,7 @@ proptest! {
                 prop_assert!(!store.contains(k));
                 continue;
             }
-            let opts = CreateOptions { start: Some(mine[0].time.sec - 1), ..Default::default() };
+            let opts = CreateOptions { start: Some(mine[0].time.sec - 150), ..Default::default() };
             let path = dir.path().join(format!("alone{s}.rrd"));
             let mut alone = Rrd::create(&path, &Schema::default(), &opts).unwrap();
             for p in &mine {
@@ -283,4 +283,28 @@ fn handles_write_without_lookups_and_survive_eviction() {
     store.write(&keys[0], Timestamp::from_secs(T0 + 1200), 4.0).unwrap();
     assert!(store.write_to(&handles[0], Timestamp::from_secs(T0 + 1200), 5.0).is_err());
     assert_eq!(handles[0].key(), &keys[0]);
+}
+
+/// A series' first point is stored when it falls on a step boundary, and
+/// leaves the row before it unknown when it falls inside a step.
+#[test]
+fn first_point_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    let on = SeriesKey::new("m", [("k", "on")]).unwrap();
+    let inside = SeriesKey::new("m", [("k", "inside")]).unwrap();
+    let b = 1_700_000_100; // a multiple of 300
+    store.write(&on, Timestamp::from_secs(b), 5.0).unwrap();
+    store.write(&inside, Timestamp::from_secs(b + 100), 5.0).unwrap();
+    store.write(&inside, Timestamp::from_secs(b + 300), 7.0).unwrap();
+    let req = FetchRequest::new(Cf::Average, b - 301, b + 300);
+    let got = store.fetch(&on, &req).unwrap();
+    let rows: Vec<(i64, f64)> = got.rows().map(|(t, r)| (t, r[0])).collect();
+    assert_eq!(rows[1], (b, 5.0));
+    assert!(rows[0].1.is_nan());
+    let got = store.fetch(&inside, &req).unwrap();
+    let rows: Vec<(i64, f64)> = got.rows().map(|(t, r)| (t, r[0])).collect();
+    assert!(rows[1].1.is_nan(), "row {b} must stay unknown: {rows:?}");
+    assert_eq!(rows[2].0, b + 300);
+    assert!((rows[2].1 - (5.0 * 100.0 + 7.0 * 200.0) / 300.0).abs() < 1e-12, "{rows:?}");
 }

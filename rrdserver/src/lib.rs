@@ -23,3 +23,4 @@ pub mod cli;
 pub mod opentsdb;
 pub mod rrdtext;
 pub mod xml;
+pub mod server;

@@ -298,6 +298,38 @@ impl Store {
         }
     }
 
+    /// Runs `f` on the database of `handle` with its write lock held, opening
+    /// it if needed. A missing series is created to start just before
+    /// `create_at` when that is given (as its first write would), otherwise
+    /// it is [`Error::UnknownSeries`].
+    pub fn with_handle<R>(&self, handle: &SeriesHandle, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
+        let mut guard = self.open_slot(&handle.key, &handle.slot, create_at)?;
+        match guard.as_mut() {
+            Some(db) => Ok(f(db)),
+            None => Err(unknown(&handle.key)),
+        }
+    }
+
+    /// [`Store::fetch`] through a handle (readers of one series share its lock).
+    pub fn fetch_from(&self, handle: &SeriesHandle, req: &FetchRequest) -> Result<Fetched> {
+        {
+            let guard = handle.slot.db.read().map_err(|_| poisoned())?;
+            if let Some(db) = guard.as_ref() {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                handle.slot.referenced.store(true, Ordering::Relaxed);
+                return db.fetch(req);
+            }
+        }
+        let guard = self.open_slot(&handle.key, &handle.slot, None)?;
+        guard.as_ref().map_or_else(|| Err(unknown(&handle.key)), |db| db.fetch(req))
+    }
+
+    /// Whether the series of `handle` has a file (a handle may be taken
+    /// before the first write creates it).
+    pub fn exists(&self, handle: &SeriesHandle) -> bool {
+        handle.slot.exists.load(Ordering::Relaxed)
+    }
+
     /// Stores many points. Consecutive points of one series are applied with
     /// one lookup and one state commit (send each series' points together for
     /// the best speed; order within a series is always kept). A rejected point
@@ -353,8 +385,8 @@ impl Store {
         self.with_db_at(key, None, f)
     }
 
-    /// As [`Store::with_db`]; a missing series is created to start just before
-    /// `create_at` when that is given.
+    /// As [`Store::with_db`]; a missing series is created so that a point at
+    /// `create_at` is its first (see `create`).
     fn with_db_at<R>(&self, key: &SeriesKey, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
         let slot = self.slot(key, create_at.is_some())?;
         let mut guard = self.open_slot(key, &slot, create_at)?;
@@ -440,9 +472,13 @@ impl Store {
             std::fs::write(&key_path, key.escaped()).map_err(io_err("write", &key_path))?;
         }
         let schema = self.config.rules.schema_for(key.metric());
-        // The series starts one second before its first point, so that point
-        // is accepted and nothing before it is invented.
-        let start = first.sec.saturating_sub(1);
+        // The series starts half a step (rounded up) before its first point:
+        // RRDtool keeps a primary point whose unknown part is at most half a
+        // step, so a first point on a step boundary fills the row it ends,
+        // and one inside a step leaves the row before it unknown rather than
+        // invent a value there.
+        let half = i64::try_from(schema.step.div_ceil(2)).unwrap_or(1).max(1);
+        let start = first.sec.saturating_sub(half);
         let db = Rrd::create_in_store(path, &schema, start).inspect_err(|_| {
             if hashed {
                 let _ = std::fs::remove_file(path.with_extension(key::KEY_EXTENSION));

@@ -2,6 +2,7 @@
 //! native RRDtool files, and checks. Output uses RRDtool's text layouts.
 
 mod import;
+mod serve;
 mod tune;
 
 use std::io::Write;
@@ -170,6 +171,18 @@ pub enum Command {
         /// A file or a directory tree.
         path: PathBuf,
     },
+    /// Run the OpenTSDB-compatible server (HTTP and telnet on one port) until SIGINT/SIGTERM.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:4242).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The data directory (default ./data).
+        #[arg(long = "data-dir")]
+        data_dir: Option<PathBuf>,
+        /// A TOML file whose keys override the defaults (see rrdserver.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// A command failure, printed as RRDtool does (`ERROR: ...`).
@@ -264,6 +277,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             }
         }
         Command::Check { path } => import::check(&path, out)?,
+        Command::Serve { listen, data_dir, config } => serve::serve(listen, data_dir, config.as_deref())?,
     }
     Ok(())
 }

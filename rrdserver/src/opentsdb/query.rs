@@ -125,6 +125,8 @@ pub struct Downsample {
     pub aggregator: String,
     /// The fill policy.
     pub fill: Fill,
+    /// The specifier as given (echoed back by `showQuery`).
+    pub spec: String,
 }
 
 /// Parses `<interval><unit>[c]-<aggregator>[-<fill>]`.
@@ -161,7 +163,7 @@ pub fn parse_downsample(text: &str) -> Result<Downsample, String> {
         Some("zero") => Fill::Zero,
         Some(f) => return Err(format!("No such fill policy: '{f}': must be one of: none zero nan null scalar")),
     };
-    Ok(Downsample { interval_ms, calendar, aggregator: agg.to_owned(), fill })
+    Ok(Downsample { interval_ms, calendar, aggregator: agg.to_owned(), fill, spec: text.to_owned() })
 }
 
 /// The tag-value filter types (§4.6).

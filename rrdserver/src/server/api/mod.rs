@@ -1,0 +1,88 @@
+//! The `/api` endpoints, one module per family, and the dispatcher that
+//! picks one by OpenTSDB's routing rules.
+
+mod meta;
+mod put;
+mod query;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+
+use super::app::App;
+use super::http::{ApiError, Params, Resp, Route, accepts_gzip, bytes_response, empty, error_response, route};
+
+pub use meta::{stats_lines, version_line};
+
+/// Answers one HTTP request.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let resp = match dispatch(&app, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    app.counters.http_requests.fetch_add(1, Ordering::Relaxed);
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        app.counters.http_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(resp)
+}
+
+/// Everything a handler needs from the request besides the body.
+pub(crate) struct Ctx {
+    pub method: Method,
+    pub params: Params,
+    pub gzip: bool,
+}
+
+async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let ctx = Ctx { method: req.method().clone(), params: Params::parse(req.uri().query()), gzip: accepts_gzip(&req) };
+    if !matches!(ctx.method, Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::OPTIONS) {
+        return Ok(empty(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    let (endpoint, rest) = match route(req.uri().path()) {
+        Route::Api { endpoint, rest } => (endpoint, rest),
+        Route::VersionTooHigh => return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "Requested API version not implemented")),
+        Route::BadVersion(v) => return Err(ApiError::bad(format!("Invalid API version: {v}"))),
+        Route::Other(path) => return Ok(other(&path)),
+    };
+    if ctx.method == Method::OPTIONS {
+        return Err(ApiError::method(&ctx.method));
+    }
+    let sub = rest.first().map(|s| s.to_ascii_lowercase());
+    match (endpoint.as_str(), sub.as_deref()) {
+        ("put", None) => put::put(app, req, &ctx).await,
+        ("query", None) => query::query(app, req, &ctx).await,
+        ("query", Some("last")) => query::last(app, req, &ctx).await,
+        ("suggest", None) => meta::suggest(app, req, &ctx).await,
+        ("search", Some("lookup")) => meta::lookup(app, req, &ctx).await,
+        ("search", Some(_)) => Err(ApiError::bad("Searching is not enabled")),
+        ("aggregators", None) => meta::aggregators(&ctx),
+        ("config", Some("filters")) => meta::filters(&ctx),
+        ("config", None) => meta::config(app, &ctx),
+        ("version", None) => meta::version(&ctx),
+        ("stats", None) => meta::stats(app, &ctx),
+        ("stats", Some("jvm" | "threads" | "region_clients")) => meta::empty_stats(&ctx),
+        ("stats", Some("query")) => meta::query_stats(app, &ctx),
+        ("dropcaches", None) => meta::dropcaches(app, &ctx),
+        ("serializers", None) => meta::serializers(&ctx),
+        ("status", None) => meta::status(&ctx),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "Endpoint not found")),
+    }
+}
+
+/// Paths outside `/api`: a short page at `/`, the version at `/version`.
+fn other(path: &str) -> Resp {
+    match path {
+        "" => bytes_response(
+            StatusCode::OK,
+            b"rrdserver: an OpenTSDB-compatible round-robin time-series store.\nHTTP API under /api (put, query, suggest, search/lookup, ...); telnet put on this same port.\n".to_vec(),
+            "text/plain; charset=UTF-8",
+            false,
+        ),
+        "version" => bytes_response(StatusCode::OK, format!("{}\n", meta::version_line()).into_bytes(), "text/plain; charset=UTF-8", false),
+        _ => error_response(&ApiError::new(StatusCode::NOT_FOUND, "Page not found").with_details(format!("No such page: /{path}"))),
+    }
+}

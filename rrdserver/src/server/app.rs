@@ -1,0 +1,181 @@
+//! The server's shared state: the store, the series index, the settings and
+//! the counters `/api/stats` reports; and the write path every protocol uses.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rrdcore::{SeriesKey, Store, StoreConfig, Timestamp};
+
+use super::config::Config;
+use super::index::{Index, Series, canonical};
+use crate::opentsdb::point::DataPoint;
+
+/// Counters of what the server did since it started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Points received (valid or not).
+    pub points_received: AtomicU64,
+    /// Points stored.
+    pub points_stored: AtomicU64,
+    /// Points refused: invalid, or older than their series' last update.
+    pub points_rejected: AtomicU64,
+    /// Of those, points older than their series' last update.
+    pub points_too_old: AtomicU64,
+    /// Points at exactly their series' last update time, taken as re-sends.
+    pub points_duplicate: AtomicU64,
+    /// HTTP requests answered.
+    pub http_requests: AtomicU64,
+    /// HTTP answers with a 4xx or 5xx status.
+    pub http_errors: AtomicU64,
+    /// Telnet connections accepted.
+    pub telnet_connections: AtomicU64,
+    /// Telnet lines read.
+    pub telnet_lines: AtomicU64,
+    /// Queries answered (each `/api/query` request).
+    pub queries: AtomicU64,
+    /// Total and largest query latency in microseconds.
+    pub query_micros_total: AtomicU64,
+    /// The largest query latency in microseconds.
+    pub query_micros_max: AtomicU64,
+}
+
+impl Counters {
+    /// Adds one query's latency.
+    pub fn query_done(&self, started: Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.query_micros_total.fetch_add(us, Ordering::Relaxed);
+        self.query_micros_max.fetch_max(us, Ordering::Relaxed);
+    }
+}
+
+/// The server's state, shared by every connection.
+#[derive(Debug)]
+pub struct App {
+    /// The databases.
+    pub store: Store,
+    /// Which series exist.
+    pub index: Index,
+    /// The settings.
+    pub config: Config,
+    /// What happened so far.
+    pub counters: Counters,
+    /// When the server started.
+    pub started: Instant,
+    /// The host name reported in stats.
+    pub hostname: String,
+}
+
+/// The milliseconds timestamp as a store time.
+pub fn store_time(ms: u64) -> Timestamp {
+    let sec = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    #[expect(clippy::cast_possible_truncation, reason = "ms % 1000 * 1000 < 1e6")]
+    let usec = ((ms % 1000) * 1000) as u32;
+    Timestamp { sec, usec }
+}
+
+impl App {
+    /// Opens the store in `config.data_dir` and indexes its series.
+    pub fn open(config: Config) -> Result<Arc<App>, rrdcore::Error> {
+        let store_config = StoreConfig { max_open: config.max_open_databases, rules: config.rules.clone() };
+        let store = Store::open(&config.data_dir, store_config)?;
+        for p in store.scan_problems() {
+            tracing::warn!(path = %p.path.display(), reason = %p.reason, "skipping a file in the data directory");
+        }
+        let index = Index::build(&store)?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
+        Ok(Arc::new(App { store, index, config, counters: Counters::default(), started: Instant::now(), hostname }))
+    }
+
+    /// The series of a point, created in the index on first sight.
+    fn resolve(&self, p: &DataPoint, buf: &mut String) -> Result<Arc<Series>, String> {
+        canonical(buf, &p.metric, p.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self.index.get_or_insert(&self.store, buf, || SeriesKey::new(p.metric.clone(), p.tags.clone()).map_err(|e| e.to_string()))
+    }
+
+    /// Stores valid points; the result per point is `Ok` or the error text.
+    /// Points are applied per series in time order (a batch may list them in
+    /// any order); a point at exactly its series' last update time is taken
+    /// as a re-send of a stored point (collectors resend whole batches) and
+    /// reported as success; an older one is an error. With `sync`, the
+    /// touched databases are written to disk before returning.
+    pub fn ingest(&self, points: &[DataPoint], sync: bool) -> Vec<Result<(), String>> {
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
+        let mut buf = String::new();
+        let mut order: Vec<(usize, Arc<Series>)> = Vec::with_capacity(points.len());
+        for (i, p) in points.iter().enumerate() {
+            match self.resolve(p, &mut buf) {
+                Ok(s) => order.push((i, s)),
+                Err(e) => results[i] = Err(e),
+            }
+        }
+        order.sort_by(|(i, a), (j, b)| {
+            (Arc::as_ptr(a) as usize, points[*i].timestamp_ms, *i).cmp(&(Arc::as_ptr(b) as usize, points[*j].timestamp_ms, *j))
+        });
+        let mut run_start = 0;
+        while let Some((_, series)) = order.get(run_start) {
+            let run = order[run_start..].iter().take_while(|(_, s)| Arc::ptr_eq(s, series)).count();
+            self.apply_run(series, &order[run_start..run_start + run], points, &mut results, sync);
+            run_start += run;
+        }
+        let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
+        self.counters.points_received.fetch_add(points.len() as u64, Ordering::Relaxed);
+        self.counters.points_rejected.fetch_add(points.len() as u64 - stored, Ordering::Relaxed);
+        results
+    }
+
+    /// Applies one series' points (sorted by time).
+    fn apply_run(&self, series: &Series, run: &[(usize, Arc<Series>)], points: &[DataPoint], results: &mut [Result<(), String>], sync: bool) {
+        let Some((first, _)) = run.first() else { return };
+        let create_at = store_time(points[*first].timestamp_ms);
+        let outcome = self.store.with_handle(&series.handle, Some(create_at), |db| {
+            let last = db.last_update();
+            let mut accepted: Vec<(usize, Timestamp, f64)> = Vec::with_capacity(run.len());
+            let (mut dup, mut old) = (0u64, 0u64);
+            for (k, (i, _)) in run.iter().enumerate() {
+                let p = &points[*i];
+                let t = store_time(p.timestamp_ms);
+                // Of several points at one time, the last sent wins.
+                let superseded = run.get(k + 1).is_some_and(|(j, _)| points[*j].timestamp_ms == p.timestamp_ms);
+                if superseded || t == last {
+                    dup += 1;
+                } else if t < last {
+                    old += 1;
+                    results[*i] = Err(format!(
+                        "point at {} is older than the series' last update {} (round-robin series only move forward)",
+                        show_time(t),
+                        show_time(last)
+                    ));
+                } else {
+                    accepted.push((*i, t, p.value.as_f64()));
+                }
+            }
+            let applied = db.update_points(accepted.iter().map(|(_, t, v)| (*t, *v)), |k, e| {
+                if let Some((i, _, _)) = accepted.get(k) {
+                    results[*i] = Err(e.to_string());
+                }
+            });
+            if sync && applied > 0 {
+                db.flush()?;
+            }
+            self.counters.points_duplicate.fetch_add(dup, Ordering::Relaxed);
+            self.counters.points_too_old.fetch_add(old, Ordering::Relaxed);
+            self.counters.points_stored.fetch_add(applied as u64, Ordering::Relaxed);
+            Ok::<(), rrdcore::Error>(())
+        });
+        if let Err(e) = outcome.and_then(|r| r) {
+            let msg = e.to_string();
+            tracing::error!(series = %series.key, error = %msg, "storing points failed");
+            for (i, _) in run {
+                if results[*i].is_ok() {
+                    results[*i] = Err(msg.clone());
+                }
+            }
+        }
+    }
+}
+
+fn show_time(t: Timestamp) -> String {
+    if t.usec == 0 { t.sec.to_string() } else { format!("{}.{:03}", t.sec, t.usec / 1000) }
+}

@@ -1,0 +1,202 @@
+//! The series index: every series by metric, every tag key and tag value,
+//! and OpenTSDB-style UIDs (assigned in first-seen order; series found at
+//! startup are taken in sorted order). Built from the store's directory at
+//! startup, so it is never out of step with the files, and extended as puts
+//! create series.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+
+use rrdcore::{SeriesHandle, SeriesKey, Store};
+
+/// One series: its key and its store handle.
+#[derive(Debug)]
+pub struct Series {
+    /// The metric and tags.
+    pub key: SeriesKey,
+    /// The store handle (writes and fetches skip the store's own index).
+    pub handle: SeriesHandle,
+    /// The OpenTSDB-style series ID: uppercase hex of the metric UID then
+    /// the tag key/value UID pairs in tag key UID order.
+    pub tsuid: String,
+}
+
+impl Series {
+    /// The value of tag `k`, if the series has it.
+    pub fn tag(&self, k: &str) -> Option<&str> {
+        self.key.tag(k)
+    }
+}
+
+/// What names exist, and which series each metric has.
+#[derive(Debug, Default)]
+pub struct Index {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Canonical text (see [`canonical`]) to series.
+    by_text: HashMap<Box<str>, Arc<Series>>,
+    /// Series per metric, in creation order.
+    by_metric: BTreeMap<String, Vec<Arc<Series>>>,
+    metric_uids: HashMap<String, u32>,
+    tagk_uids: BTreeMap<String, u32>,
+    tagv_uids: BTreeMap<String, u32>,
+}
+
+/// Which name space a name belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Metric names.
+    Metric,
+    /// Tag keys.
+    TagK,
+    /// Tag values.
+    TagV,
+}
+
+impl Kind {
+    /// OpenTSDB's name of the kind, as in `No such name for 'metrics'`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Metric => "metrics",
+            Kind::TagK => "tagk",
+            Kind::TagV => "tagv",
+        }
+    }
+}
+
+/// The text a series is looked up by: `metric{k=v,k2=v2}` with sorted keys.
+/// OpenTSDB names cannot hold `{`, `=` or `,`, so the text is unambiguous.
+pub fn canonical<'a>(out: &mut String, metric: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    out.clear();
+    out.push_str(metric);
+    out.push('{');
+    for (i, (k, v)) in tags.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out.push('}');
+}
+
+fn uid(map_len: usize) -> u32 {
+    u32::try_from(map_len + 1).unwrap_or(u32::MAX)
+}
+
+impl Index {
+    /// The index of every series in `store`.
+    pub fn build(store: &Store) -> Result<Index, rrdcore::Error> {
+        let index = Index::default();
+        for key in store.series() {
+            let handle = store.handle(&key)?;
+            index.insert(key, handle);
+        }
+        Ok(index)
+    }
+
+    /// The series with this canonical text, if known.
+    pub fn get(&self, text: &str) -> Option<Arc<Series>> {
+        self.read().by_text.get(text).cloned()
+    }
+
+    /// The series of `key`, added (with a handle from `store`) when new.
+    pub fn get_or_insert(&self, store: &Store, text: &str, key: impl FnOnce() -> Result<SeriesKey, String>) -> Result<Arc<Series>, String> {
+        if let Some(s) = self.get(text) {
+            return Ok(s);
+        }
+        let key = key()?;
+        let handle = store.handle(&key).map_err(|e| e.to_string())?;
+        Ok(self.insert(key, handle))
+    }
+
+    fn insert(&self, key: SeriesKey, handle: SeriesHandle) -> Arc<Series> {
+        let mut text = String::new();
+        canonical(&mut text, key.metric(), key.tags().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut inner = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = inner.by_text.get(text.as_str()) {
+            return Arc::clone(s);
+        }
+        let n = inner.metric_uids.len();
+        let m_uid = *inner.metric_uids.entry(key.metric().to_owned()).or_insert_with(|| uid(n));
+        let mut pairs = Vec::with_capacity(key.tags().len());
+        for (k, v) in key.tags() {
+            let n = inner.tagk_uids.len();
+            let ku = *inner.tagk_uids.entry(k.clone()).or_insert_with(|| uid(n));
+            let n = inner.tagv_uids.len();
+            let vu = *inner.tagv_uids.entry(v.clone()).or_insert_with(|| uid(n));
+            pairs.push((ku, vu));
+        }
+        pairs.sort_unstable();
+        let mut tsuid = format!("{m_uid:06X}");
+        for (k, v) in pairs {
+            let _ = write!(tsuid, "{k:06X}{v:06X}");
+        }
+        let series = Arc::new(Series { key, handle, tsuid });
+        inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
+        inner.by_text.insert(text.into_boxed_str(), Arc::clone(&series));
+        series
+    }
+
+    /// Every series of `metric` (empty when the metric is unknown).
+    pub fn series_of(&self, metric: &str) -> Vec<Arc<Series>> {
+        self.read().by_metric.get(metric).cloned().unwrap_or_default()
+    }
+
+    /// Every series.
+    pub fn all_series(&self) -> Vec<Arc<Series>> {
+        self.read().by_metric.values().flatten().cloned().collect()
+    }
+
+    /// The series with this TSUID.
+    pub fn by_tsuid(&self, tsuid: &str) -> Option<Arc<Series>> {
+        self.read().by_metric.values().flatten().find(|s| s.tsuid.eq_ignore_ascii_case(tsuid)).cloned()
+    }
+
+    /// Whether `name` is known as a `kind`.
+    pub fn has(&self, kind: Kind, name: &str) -> bool {
+        let inner = self.read();
+        match kind {
+            Kind::Metric => inner.by_metric.contains_key(name),
+            Kind::TagK => inner.tagk_uids.contains_key(name),
+            Kind::TagV => inner.tagv_uids.contains_key(name),
+        }
+    }
+
+    /// The UID of a name, as 6 uppercase hex digits.
+    pub fn uid(&self, kind: Kind, name: &str) -> Option<String> {
+        let inner = self.read();
+        let id = match kind {
+            Kind::Metric => inner.metric_uids.get(name),
+            Kind::TagK => inner.tagk_uids.get(name),
+            Kind::TagV => inner.tagv_uids.get(name),
+        };
+        id.map(|i| format!("{i:06X}"))
+    }
+
+    /// Names of `kind` starting with `prefix`, in byte order, at most `max`.
+    pub fn suggest(&self, kind: Kind, prefix: &str, max: usize) -> Vec<String> {
+        let inner = self.read();
+        let names: Box<dyn Iterator<Item = &String>> = match kind {
+            Kind::Metric => Box::new(inner.by_metric.range(prefix.to_owned()..).map(|(k, _)| k)),
+            Kind::TagK => Box::new(inner.tagk_uids.range(prefix.to_owned()..).map(|(k, _)| k)),
+            Kind::TagV => Box::new(inner.tagv_uids.range(prefix.to_owned()..).map(|(k, _)| k)),
+        };
+        names.take_while(|n| n.starts_with(prefix)).take(max).cloned().collect()
+    }
+
+    /// Counts of metrics, tag keys, tag values and series.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let inner = self.read();
+        (inner.by_metric.len(), inner.tagk_uids.len(), inner.tagv_uids.len(), inner.by_text.len())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
