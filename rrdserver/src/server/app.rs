@@ -20,9 +20,9 @@ pub struct Counters {
     pub points_stored: AtomicU64,
     /// Points refused: invalid, or older than their series' last update.
     pub points_rejected: AtomicU64,
-    /// Of those, points older than their series' last update.
+    /// Of those, points not after their series' last update.
     pub points_too_old: AtomicU64,
-    /// Points at exactly their series' last update time, taken as re-sends.
+    /// Points resent after they were stored (recognised and not stored twice).
     pub points_duplicate: AtomicU64,
     /// HTTP requests answered.
     pub http_requests: AtomicU64,
@@ -96,10 +96,11 @@ impl App {
 
     /// Stores valid points; the result per point is `Ok` or the error text.
     /// Points are applied per series in time order (a batch may list them in
-    /// any order); a point at exactly its series' last update time is taken
-    /// as a re-send of a stored point (collectors resend whole batches) and
-    /// reported as success; an older one is an error. With `sync`, the
-    /// touched databases are written to disk before returning.
+    /// any order). A point not after its series' last update is refused,
+    /// unless it is one of the series' recently stored points with the same
+    /// value: collectors resend whole batches after any failure, and a
+    /// resent point is reported as stored. With `sync`, the touched
+    /// databases are written to disk before returning.
     pub fn ingest(&self, points: &[DataPoint], sync: bool) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
@@ -136,19 +137,20 @@ impl App {
             for (k, (i, _)) in run.iter().enumerate() {
                 let p = &points[*i];
                 let t = store_time(p.timestamp_ms);
-                // Of several points at one time, the last sent wins.
+                let v = p.value.as_f64();
+                // Of several points at one time in a batch, the last sent wins.
                 let superseded = run.get(k + 1).is_some_and(|(j, _)| points[*j].timestamp_ms == p.timestamp_ms);
-                if superseded || t == last {
+                if superseded || (t <= last && series.stored_recently(p.timestamp_ms, v)) {
                     dup += 1;
-                } else if t < last {
+                } else if t <= last {
                     old += 1;
                     results[*i] = Err(format!(
-                        "point at {} is older than the series' last update {} (round-robin series only move forward)",
+                        "point at {} is not after the series' last update {} (round-robin series only move forward)",
                         show_time(t),
                         show_time(last)
                     ));
                 } else {
-                    accepted.push((*i, t, p.value.as_f64()));
+                    accepted.push((*i, t, v));
                 }
             }
             let applied = db.update_points(accepted.iter().map(|(_, t, v)| (*t, *v)), |k, e| {
@@ -156,6 +158,7 @@ impl App {
                     results[*i] = Err(e.to_string());
                 }
             });
+            series.remember(accepted.iter().filter(|(i, _, _)| results[*i].is_ok()).map(|(i, _, v)| (points[*i].timestamp_ms, *v)));
             if sync && applied > 0 {
                 db.flush()?;
             }

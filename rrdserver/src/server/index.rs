@@ -20,6 +20,31 @@ pub struct Series {
     /// The OpenTSDB-style series ID: uppercase hex of the metric UID then
     /// the tag key/value UID pairs in tag key UID order.
     pub tsuid: String,
+    /// The last points stored, as (ms, value bits), newest last: a point
+    /// resent by a collector is recognised as already stored.
+    pub recent: std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>,
+}
+
+/// How many recent points each series remembers for recognising resends.
+pub const RECENT: usize = 16;
+
+impl Series {
+    /// Whether (ms, value) is one of the recently stored points.
+    pub fn stored_recently(&self, ms: u64, value: f64) -> bool {
+        self.recent.lock().is_ok_and(|r| r.iter().any(|(t, v)| *t == ms && *v == value.to_bits()))
+    }
+
+    /// Remembers stored points (oldest first), keeping the last [`RECENT`].
+    pub fn remember(&self, points: impl IntoIterator<Item = (u64, f64)>) {
+        if let Ok(mut r) = self.recent.lock() {
+            for (t, v) in points {
+                if r.len() == RECENT {
+                    r.pop_front();
+                }
+                r.push_back((t, v.to_bits()));
+            }
+        }
+    }
 }
 
 impl Series {
@@ -137,7 +162,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid });
+        let series = Arc::new(Series { key, handle, tsuid, recent: std::sync::Mutex::default() });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         inner.by_text.insert(text.into_boxed_str(), Arc::clone(&series));
         series

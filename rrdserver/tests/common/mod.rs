@@ -1,0 +1,189 @@
+//! A server on port 0 for tests, and a raw HTTP/1.1 client over std sockets.
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use rrdserver::server::{App, Config, run};
+
+/// A running server; dropping it stops it (and waits for the clean stop).
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Starts a server over `dir` with default settings.
+    pub fn start(dir: &Path) -> Server {
+        Server::with_config(Config { data_dir: dir.to_path_buf(), ..Config::default() })
+    }
+
+    /// Starts a server with `config` (its `listen` is replaced by port 0).
+    pub fn with_config(config: Config) -> Server {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let app = App::open(config).map_err(std::io::Error::other)?;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                addr_tx.send(listener.local_addr()?).map_err(std::io::Error::other)?;
+                run(listener, app, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+            })
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("server started");
+        Server { addr, stop: Some(stop_tx), thread: Some(thread) }
+    }
+
+    /// Stops the server and waits until it has flushed and exited.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread").expect("server ran cleanly");
+        }
+    }
+
+    /// A new keep-alive HTTP client.
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One request on a fresh connection.
+    pub fn req(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        self.client().send(method, path, &[], body)
+    }
+
+    /// GET on a fresh connection.
+    pub fn get(&self, path: &str) -> Response {
+        self.req("GET", path, b"")
+    }
+
+    /// POST on a fresh connection.
+    pub fn post(&self, path: &str, body: &str) -> Response {
+        self.req("POST", path, body.as_bytes())
+    }
+
+    /// A raw TCP connection (for telnet).
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        } else if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Client { reader: BufReader::new(s) }
+    }
+
+    /// Sends a request with extra headers; reads the whole response.
+    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let s = self.reader.get_mut();
+        s.write_all(head.as_bytes()).expect("send head");
+        s.write_all(body).expect("send body");
+        self.read_response()
+    }
+
+    /// Reads one response (Content-Length or chunked body).
+    pub fn read_response(&mut self) -> Response {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').expect("header line");
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        let get = |n: &str| headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let mut body = Vec::new();
+        if let Some(len) = get("content-length") {
+            body.resize(len.parse().expect("length"), 0);
+            self.reader.read_exact(&mut body).expect("body");
+        } else if get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).expect("chunk size");
+                let n = usize::from_str_radix(line.trim(), 16).expect("chunk size");
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).expect("chunk");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        Response { status, headers, body }
+    }
+}
+
+/// Gzip-compresses `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
