@@ -326,7 +326,7 @@ fn query_get_form_and_errors() {
     assert_eq!(err("/api/query?start=1h-ago&m=sum:sys.cpu%7Bhost=nope%7D"), "No such name for 'tagv': 'nope'");
     assert_eq!(err("/api/query?start=1h-ago&m=bogus:sys.cpu"), "No such aggregation function: bogus");
     assert_eq!(err("/api/query?start=1h-ago&m=sum:1m-none:sys.cpu"), "cannot use the NONE aggregator for downsampling");
-    assert_eq!(err("/api/query?start=2h-ago&end=3h-ago&m=sum:sys.cpu").split(" must").next().unwrap().starts_with("End time ["), true);
+    assert!(err("/api/query?start=2h-ago&end=3h-ago&m=sum:sys.cpu").starts_with("End time ["));
     assert!(err("/api/query?start=yesterday&m=sum:sys.cpu").starts_with("Invalid"));
     let post_err = |body: &str| {
         let r = s.post("/api/query", body);
