@@ -97,7 +97,7 @@ fn a_client_that_never_reads_does_not_stall_ingestion() {
     for _ in 0..200 {
         silent.write_all(bad.as_bytes()).unwrap();
     }
-    write!(silent, "put quiet {B} 5 host=a\n").unwrap();
+    writeln!(silent, "put quiet {B} 5 host=a").unwrap();
     silent.flush().unwrap();
     // Another client's puts go through meanwhile, and so did the silent one's good line.
     let r = s.post("/api/put", &json!({"metric": "loud", "timestamp": B, "value": 1, "tags": {"h": "a"}}).to_string());
