@@ -2,8 +2,9 @@
 //!
 //! RRDtool's command-line verbs over [`rrdcore`] databases (and native
 //! RRDtool files, read directly or imported), with RRDtool's text output so
-//! existing scripts keep working. The OpenTSDB-compatible server lands here
-//! next.
+//! existing scripts keep working; and [`server`], an OpenTSDB-compatible
+//! server (HTTP API and telnet on one port) over an [`rrdcore::Store`],
+//! started by `rrdserver serve` or embedded with [`server::run`].
 //!
 //! ```
 //! use clap::Parser;

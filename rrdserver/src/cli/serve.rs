@@ -21,7 +21,8 @@ pub fn serve(listen: Option<SocketAddr>, data_dir: Option<PathBuf>, config: Opti
     }
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| c.log.clone());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| CliError(format!("config key `log`: {e}")))?;
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = tokio::task::spawn_blocking({
