@@ -67,13 +67,19 @@ pub fn check_metric(m: &str) -> Result<(), String> {
 
 /// Checks the tags of a write: 1 to `max_tags` pairs, legal names.
 pub fn check_tags(tags: &BTreeMap<String, String>, max_tags: usize) -> Result<(), String> {
-    if tags.is_empty() {
+    check_tag_pairs(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), tags.len(), max_tags)
+}
+
+/// [`check_tags`] over `count` pairs sorted by key.
+pub fn check_tag_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone, count: usize, max_tags: usize) -> Result<(), String> {
+    if count == 0 {
         return Err("Missing tags".into());
     }
-    if tags.len() > max_tags {
-        return Err(format!("Too many tags: {} maximum allowed: {max_tags}, tags: {}", tags.len(), show_tags(tags)));
+    if count > max_tags {
+        let inner: Vec<String> = pairs.map(|(k, v)| format!("{k}={v}")).collect();
+        return Err(format!("Too many tags: {count} maximum allowed: {max_tags}, tags: {{{}}}", inner.join(", ")));
     }
-    for (k, v) in tags {
+    for (k, v) in pairs {
         if k.is_empty() {
             return Err(format!("Invalid tag name with value [{v}] (\"\"): empty string"));
         }

@@ -9,7 +9,50 @@ use rrdcore::{SeriesKey, Store, StoreConfig, Timestamp};
 
 use super::config::Config;
 use super::index::{Index, Series, canonical};
-use crate::opentsdb::point::DataPoint;
+use crate::opentsdb::point::{DataPoint, Value};
+use crate::opentsdb::put::PointRef;
+
+/// A validated point, owned or borrowing from a request body.
+pub trait AsPoint {
+    /// The metric name.
+    fn metric(&self) -> &str;
+    /// The tag pairs, sorted by key.
+    fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+    /// Milliseconds since the epoch.
+    fn timestamp_ms(&self) -> u64;
+    /// The value.
+    fn value(&self) -> Value;
+}
+
+impl AsPoint for DataPoint {
+    fn metric(&self) -> &str {
+        &self.metric
+    }
+    fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+    fn timestamp_ms(&self) -> u64 {
+        self.timestamp_ms
+    }
+    fn value(&self) -> Value {
+        self.value
+    }
+}
+
+impl AsPoint for PointRef<'_> {
+    fn metric(&self) -> &str {
+        &self.metric
+    }
+    fn tag_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+    fn timestamp_ms(&self) -> u64 {
+        self.timestamp_ms
+    }
+    fn value(&self) -> Value {
+        self.value
+    }
+}
 
 /// Counters of what the server did since it started.
 #[derive(Debug, Default)]
@@ -89,9 +132,9 @@ impl App {
     }
 
     /// The series of a point, created in the index on first sight.
-    fn resolve(&self, p: &DataPoint, buf: &mut String) -> Result<Arc<Series>, String> {
-        canonical(buf, &p.metric, p.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        self.index.get_or_insert(&self.store, buf, || SeriesKey::new(p.metric.clone(), p.tags.clone()).map_err(|e| e.to_string()))
+    fn resolve(&self, p: &impl AsPoint, buf: &mut String) -> Result<Arc<Series>, String> {
+        canonical(buf, p.metric(), p.tag_pairs());
+        self.index.get_or_insert(&self.store, buf, || SeriesKey::new(p.metric(), p.tag_pairs()).map_err(|e| e.to_string()))
     }
 
     /// Stores valid points; the result per point is `Ok` or the error text.
@@ -101,7 +144,7 @@ impl App {
     /// value: collectors resend whole batches after any failure, and a
     /// resent point is reported as stored. With `sync`, the touched
     /// databases are written to disk before returning.
-    pub fn ingest(&self, points: &[DataPoint], sync: bool) -> Vec<Result<(), String>> {
+    pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
         let mut order: Vec<(usize, Arc<Series>)> = Vec::with_capacity(points.len());
@@ -112,7 +155,7 @@ impl App {
             }
         }
         order.sort_by(|(i, a), (j, b)| {
-            (Arc::as_ptr(a) as usize, points[*i].timestamp_ms, *i).cmp(&(Arc::as_ptr(b) as usize, points[*j].timestamp_ms, *j))
+            (Arc::as_ptr(a) as usize, points[*i].timestamp_ms(), *i).cmp(&(Arc::as_ptr(b) as usize, points[*j].timestamp_ms(), *j))
         });
         let mut run_start = 0;
         while let Some((_, series)) = order.get(run_start) {
@@ -127,20 +170,20 @@ impl App {
     }
 
     /// Applies one series' points (sorted by time).
-    fn apply_run(&self, series: &Series, run: &[(usize, Arc<Series>)], points: &[DataPoint], results: &mut [Result<(), String>], sync: bool) {
+    fn apply_run<P: AsPoint>(&self, series: &Series, run: &[(usize, Arc<Series>)], points: &[P], results: &mut [Result<(), String>], sync: bool) {
         let Some((first, _)) = run.first() else { return };
-        let create_at = store_time(points[*first].timestamp_ms);
+        let create_at = store_time(points[*first].timestamp_ms());
         let outcome = self.store.with_handle(&series.handle, Some(create_at), |db| {
             let last = db.last_update();
             let mut accepted: Vec<(usize, Timestamp, f64)> = Vec::with_capacity(run.len());
             let (mut dup, mut old) = (0u64, 0u64);
             for (k, (i, _)) in run.iter().enumerate() {
                 let p = &points[*i];
-                let t = store_time(p.timestamp_ms);
-                let v = p.value.as_f64();
+                let t = store_time(p.timestamp_ms());
+                let v = p.value().as_f64();
                 // Of several points at one time in a batch, the last sent wins.
-                let superseded = run.get(k + 1).is_some_and(|(j, _)| points[*j].timestamp_ms == p.timestamp_ms);
-                if superseded || (t <= last && series.stored_recently(p.timestamp_ms, v)) {
+                let superseded = run.get(k + 1).is_some_and(|(j, _)| points[*j].timestamp_ms() == p.timestamp_ms());
+                if superseded || (t <= last && series.stored_recently(p.timestamp_ms(), v)) {
                     dup += 1;
                 } else if t <= last {
                     old += 1;
@@ -158,7 +201,7 @@ impl App {
                     results[*i] = Err(e.to_string());
                 }
             });
-            series.remember(accepted.iter().filter(|(i, _, _)| results[*i].is_ok()).map(|(i, _, v)| (points[*i].timestamp_ms, *v)));
+            series.remember(accepted.iter().filter(|(i, _, _)| results[*i].is_ok()).map(|(i, _, v)| (points[*i].timestamp_ms(), *v)));
             if sync && applied > 0 {
                 db.flush()?;
             }

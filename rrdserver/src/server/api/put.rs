@@ -8,8 +8,8 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{Value as Json, json};
 
 use super::Ctx;
-use crate::opentsdb::point::{DataPoint, Value};
-use crate::opentsdb::put::parse;
+use crate::opentsdb::point::Value;
+use crate::opentsdb::put::{PointRef, parse_borrowed};
 use crate::server::app::App;
 use crate::server::http::{ApiError, Resp, empty, json_response, read_body};
 
@@ -50,7 +50,7 @@ pub(super) async fn put(app: &Arc<App>, req: Request<Incoming>, ctx: &Ctx) -> Re
 /// Decodes and stores a body: the number stored and each failure (the
 /// point as received and why).
 fn store(app: &App, body: &[u8], sync: bool) -> Result<(usize, Vec<(Json, String)>), ApiError> {
-    let parsed = parse(body, app.config.max_tags).map_err(|e| {
+    let parsed = parse_borrowed(body, app.config.max_tags).map_err(|e| {
         let err = ApiError::bad(e.message());
         match e.details() {
             Some(d) => err.with_details(d),
@@ -83,11 +83,12 @@ fn store(app: &App, body: &[u8], sync: bool) -> Result<(usize, Vec<(Json, String
 }
 
 /// A stored point as the `errors[].datapoint` of a details answer.
-pub(crate) fn echo(dp: &DataPoint) -> Json {
+pub(crate) fn echo(dp: &PointRef<'_>) -> Json {
     let ts = if dp.timestamp_ms.is_multiple_of(1000) { dp.timestamp_ms / 1000 } else { dp.timestamp_ms };
     let value = match dp.value {
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
     };
-    json!({"metric": dp.metric, "timestamp": ts, "value": value, "tags": dp.tags})
+    let tags: serde_json::Map<String, Json> = dp.tags.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    json!({"metric": dp.metric, "timestamp": ts, "value": value, "tags": tags})
 }
