@@ -481,3 +481,14 @@ fn data_and_index_survive_a_restart() {
     let r = s.post("/api/put?summary", &pt("sys.cpu", B, json!(1), json!({"host": "web01", "dc": "lga"})).to_string());
     assert_eq!(r.json()["failed"], 1);
 }
+
+/// `run` works on a single-threaded runtime too (embedders choose theirs).
+#[test]
+fn a_single_threaded_runtime_serves_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_current_thread(dir.path());
+    seed(&s);
+    let got = query(&s, &json!({"start": B, "end": B + 300, "queries": [{"aggregator": "sum", "metric": "sys.cpu", "tags": {"host": "web01"}}]}));
+    assert_eq!(got[0]["dps"], json!({B.to_string(): 0, (B + 300).to_string(): 10}));
+    assert_eq!(s.get("/api/query/last?timeseries=sys.cpu%7Bhost=web01%7D").json()[0]["value"], "50");
+}

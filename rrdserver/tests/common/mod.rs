@@ -23,10 +23,23 @@ impl Server {
 
     /// Starts a server with `config` (its `listen` is replaced by port 0).
     pub fn with_config(config: Config) -> Server {
+        Server::spawn(config, false)
+    }
+
+    /// Starts a server over `dir` on a single-threaded tokio runtime.
+    pub fn start_current_thread(dir: &Path) -> Server {
+        Server::spawn(Config { data_dir: dir.to_path_buf(), ..Config::default() }, true)
+    }
+
+    fn spawn(config: Config, current_thread: bool) -> Server {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let rt = if current_thread {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()?
+            } else {
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?
+            };
             rt.block_on(async move {
                 let app = App::open(config).map_err(std::io::Error::other)?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::Ctx;
 use crate::server::app::App;
-use crate::server::http::{ApiError, Resp, json_response, read_body};
+use crate::server::http::{ApiError, Resp, bytes_response, json_response, read_body};
 use crate::server::index::Series;
 use crate::server::query::{Query, exec};
 
@@ -18,8 +18,17 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn internal(e: &tokio::task::JoinError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "An unknown exception occurred").with_details(e.to_string())
+/// Runs storage reads off the async scheduling: on a multi-threaded
+/// runtime in place (tokio moves this thread's other tasks elsewhere, and
+/// no thread hop is paid, which matters for 100 µs queries), otherwise on
+/// the blocking pool.
+async fn off_async<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, ApiError> {
+    if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        return Ok(tokio::task::block_in_place(f));
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "An unknown exception occurred").with_details(e.to_string()))
 }
 
 /// Handles `/api/query`.
@@ -32,9 +41,9 @@ pub(super) async fn query(app: &Arc<App>, req: Request<Incoming>, ctx: &Ctx) -> 
         _ => return Err(ApiError::method(&ctx.method)),
     };
     let app2 = Arc::clone(app);
-    let result = tokio::task::spawn_blocking(move || exec::run(&app2, &q)).await.map_err(|e| internal(&e))?;
+    let result = off_async(move || exec::run(&app2, &q)).await?;
     app.counters.query_done(started);
-    Ok(json_response(StatusCode::OK, &result?, ctx.gzip))
+    Ok(bytes_response(StatusCode::OK, result?, "application/json; charset=UTF-8", ctx.gzip))
 }
 
 /// One `/api/query/last` sub-query: exact tags, or series IDs.
@@ -92,7 +101,7 @@ pub(super) async fn last(app: &Arc<App>, req: Request<Incoming>, ctx: &Ctx) -> R
         return Err(ApiError::bad("Missing sub queries"));
     }
     let app2 = Arc::clone(app);
-    let out = tokio::task::spawn_blocking(move || last_points(&app2, &queries, resolve, back_scan_h)).await.map_err(|e| internal(&e))?;
+    let out = off_async(move || last_points(&app2, &queries, resolve, back_scan_h)).await?;
     Ok(json_response(StatusCode::OK, &out, ctx.gzip))
 }
 

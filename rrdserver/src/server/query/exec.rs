@@ -48,9 +48,9 @@ fn as_f64(v: i64) -> f64 {
 /// A selected series and its points after downsampling and rate.
 type Member = (Arc<Series>, Vec<Pt>);
 
-/// Runs every sub-query; the JSON array to send.
-pub fn run(app: &App, q: &Query) -> Result<Json, ApiError> {
-    let mut out = Vec::new();
+/// Runs every sub-query; the JSON array to send, as bytes.
+pub fn run(app: &App, q: &Query) -> Result<Vec<u8>, ApiError> {
+    let mut out = vec![b'['];
     for sub in &q.subs {
         let agg = aggregator(&sub.q.aggregator).ok_or_else(|| ApiError::bad(format!("No such aggregation function: {}", sub.q.aggregator)))?;
         let series = select(app, sub)?;
@@ -72,10 +72,14 @@ pub fn run(app: &App, q: &Query) -> Result<Json, ApiError> {
                 aggregate(agg, sub.q.rate.is_some(), &pts)
             };
             let dps: Vec<Pt> = dps.into_iter().filter(|p| p.t >= q.start_ms && p.t <= q.end_ms).collect();
-            out.push(render(app, q, sub, &members, &dps));
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            render(&mut out, app, q, sub, &members, &dps);
         }
     }
-    Ok(Json::Array(out))
+    out.push(b']');
+    Ok(out)
 }
 
 /// The tag keys to group by; `None` when every series stands alone.
@@ -412,7 +416,7 @@ fn substitute(interp: Interp, rate: bool, prev: Pt, next: Pt, t: u64) -> Pt {
 }
 
 /// One result object (§4.9).
-fn render(app: &App, q: &Query, sub: &Sub, members: &[(Arc<Series>, Vec<Pt>)], dps: &[Pt]) -> Json {
+fn render(out: &mut Vec<u8>, app: &App, q: &Query, sub: &Sub, members: &[(Arc<Series>, Vec<Pt>)], dps: &[Pt]) {
     let mut common: BTreeMap<&str, &str> = BTreeMap::new();
     let mut aggregated: BTreeSet<&str> = BTreeSet::new();
     if let Some((first, _)) = members.first() {
@@ -435,43 +439,73 @@ fn render(app: &App, q: &Query, sub: &Sub, members: &[(Arc<Series>, Vec<Pt>)], d
         }
     }
     let null_nan = app.config.nan_as_null || sub.q.downsample.as_ref().is_some_and(|d| d.fill == Fill::Null);
-    let value = |p: &Pt| -> Json {
-        if p.int {
-            json!(as_i64(p.v))
-        } else if p.v.is_finite() {
-            json!(p.v)
-        } else if p.v.is_nan() && !null_nan {
-            json!("NaN")
-        } else {
-            Json::Null
-        }
-    };
-    let stamp = |t: u64| if q.ms_resolution { t } else { t / 1000 };
-    // Several points in one second (without msResolution) keep the last.
-    let mut keyed: BTreeMap<u64, Json> = BTreeMap::new();
-    for p in dps {
-        keyed.insert(stamp(p.t), value(p));
-    }
-    let dps_json = if q.arrays {
-        Json::Array(keyed.into_iter().map(|(t, v)| json!([t, v])).collect())
-    } else {
-        Json::Object(keyed.into_iter().map(|(t, v)| (t.to_string(), v)).collect())
-    };
     let metric = members.first().map_or(sub.q.metric.as_str(), |(s, _)| s.key.metric());
-    let mut obj = Map::new();
-    obj.insert("metric".into(), json!(metric));
-    obj.insert("tags".into(), json!(common));
-    obj.insert("aggregateTags".into(), json!(aggregated));
-    obj.insert("dps".into(), dps_json);
+    out.extend_from_slice(b"{\"metric\":");
+    put_json(out, &json!(metric));
+    out.extend_from_slice(b",\"tags\":");
+    put_json(out, &json!(common));
+    out.extend_from_slice(b",\"aggregateTags\":");
+    put_json(out, &json!(aggregated));
+    out.extend_from_slice(b",\"dps\":");
+    put_dps(out, q, dps, null_nan);
     if q.show_tsuids {
         let mut ids: Vec<&str> = members.iter().map(|(s, _)| s.tsuid.as_str()).collect();
         ids.sort_unstable();
-        obj.insert("tsuids".into(), json!(ids));
+        out.extend_from_slice(b",\"tsuids\":");
+        put_json(out, &json!(ids));
     }
     if q.show_query {
-        obj.insert("query".into(), echo(sub));
+        out.extend_from_slice(b",\"query\":");
+        put_json(out, &echo(sub));
     }
-    Json::Object(obj)
+    out.push(b'}');
+}
+
+fn put_json(out: &mut Vec<u8>, v: &Json) {
+    // Writing JSON into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+}
+
+/// `dps` written straight out: `{"t":v,...}` or `[[t,v],...]`, ascending;
+/// several points in one second (without msResolution) keep the last.
+fn put_dps(out: &mut Vec<u8>, q: &Query, dps: &[Pt], null_nan: bool) {
+    let mut num = itoa::Buffer::new();
+    out.reserve(dps.len() * 24);
+    let stamp = |t: u64| if q.ms_resolution { t } else { t / 1000 };
+    out.push(if q.arrays { b'[' } else { b'{' });
+    let mut first = true;
+    for (i, p) in dps.iter().enumerate() {
+        let t = stamp(p.t);
+        if dps.get(i + 1).is_some_and(|next| stamp(next.t) == t) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        if q.arrays {
+            out.push(b'[');
+            out.extend_from_slice(num.format(t).as_bytes());
+            out.push(b',');
+        } else {
+            out.push(b'"');
+            out.extend_from_slice(num.format(t).as_bytes());
+            out.extend_from_slice(b"\":");
+        }
+        if p.int {
+            out.extend_from_slice(num.format(as_i64(p.v)).as_bytes());
+        } else if p.v.is_finite() {
+            put_json(out, &Json::from(p.v));
+        } else if p.v.is_nan() && !null_nan {
+            out.extend_from_slice(b"\"NaN\"");
+        } else {
+            out.extend_from_slice(b"null");
+        }
+        if q.arrays {
+            out.push(b']');
+        }
+    }
+    out.push(if q.arrays { b']' } else { b'}' });
 }
 
 /// The sub-query as `showQuery` echoes it.
