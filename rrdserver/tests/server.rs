@@ -266,6 +266,10 @@ fn query_options() {
     assert_eq!(query(&s, &q)[0]["dps"][(B + 2400).to_string()], json!("NaN"));
     let q = json!({"start": B, "end": B + 2400, "queries": [{"aggregator": "sum", "metric": "sys.cpu", "downsample": "5m-avg-zero", "tags": web01}]});
     assert_eq!(query(&s, &q)[0]["dps"][(B + 2400).to_string()], json!(0.0));
+    // A fill that would emit millions of buckets is refused, not attempted.
+    let q = json!({"start": B - 86_400 * 365, "end": B, "queries": [{"aggregator": "sum", "metric": "sys.cpu", "downsample": "1s-sum-zero"}]});
+    let r = s.post("/api/query", &q.to_string());
+    assert_eq!(r.status, 413, "{}", r.text());
     // msResolution and ?arrays.
     let q = json!({"start": B, "end": B + 300, "msResolution": true, "queries": [{"aggregator": "sum", "metric": "sys.cpu", "tags": web01}]});
     assert_eq!(query(&s, &q)[0]["dps"], json!({(B * 1000).to_string(): 0, ((B + 300) * 1000).to_string(): 10}));

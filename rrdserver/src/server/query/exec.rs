@@ -17,8 +17,9 @@ use crate::server::app::App;
 use crate::server::http::ApiError;
 use crate::server::index::{Kind, Series};
 
-/// Most buckets a fill policy may make one series emit.
-const MAX_FILL_BUCKETS: u64 = 5_000_000;
+/// Most buckets fill policies may emit in one query, over all its series
+/// (a `1ms-sum-zero` over a year would otherwise fill memory).
+pub const MAX_FILL_BUCKETS: u64 = 5_000_000;
 
 /// A point on the way through the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,6 +55,7 @@ pub fn run(app: &App, q: &Query) -> Result<Vec<u8>, ApiError> {
     for sub in &q.subs {
         let agg = aggregator(&sub.q.aggregator).ok_or_else(|| ApiError::bad(format!("No such aggregation function: {}", sub.q.aggregator)))?;
         let series = select(app, sub)?;
+        check_fill_budget(q, sub, series.len())?;
         let read = read_all(app, q, sub, &series);
         let mut groups: BTreeMap<Vec<String>, Vec<Member>> = BTreeMap::new();
         let group_keys = group_keys(sub, agg);
@@ -183,6 +185,20 @@ fn select(app: &App, sub: &Sub) -> Result<Vec<Arc<Series>>, ApiError> {
         .collect();
     selected.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(selected)
+}
+
+/// Refuses (413) a query whose fill policy would emit too many buckets.
+fn check_fill_budget(q: &Query, sub: &Sub, series: usize) -> Result<(), ApiError> {
+    let Some(d) = sub.q.downsample.as_ref().filter(|d| d.fill != Fill::None) else { return Ok(()) };
+    let Some(iv) = d.interval_ms else { return Ok(()) };
+    let per_series = (q.end_ms - q.start_ms) / iv + 2;
+    if per_series.saturating_mul(series as u64) > MAX_FILL_BUCKETS {
+        return Err(ApiError::new(
+            hyper::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Sorry, the query would fill {per_series} buckets in each of {series} series; the limit is {MAX_FILL_BUCKETS} in all. Use a longer downsample interval or a shorter range"),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads, downsamples and rates every selected series; series with no

@@ -1,0 +1,89 @@
+//! The real `rrdserver serve` binary: settings errors at startup, a clean
+//! stop on SIGTERM and SIGINT, and everything acknowledged there after a
+//! restart. (Child processes: this test binary holds nothing else.)
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rrdserver");
+const B: u64 = 1_700_000_100;
+
+/// Starts `rrdserver serve` on port 0; the child and the address it reports.
+fn serve(dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server said it was ready").unwrap();
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn stop(mut child: Child, signal: &str) {
+    let started = Instant::now();
+    assert!(Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap().success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no clean stop within 10 s of SIG{signal}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status after SIG{signal}: {status}");
+}
+
+#[test]
+fn stops_cleanly_and_keeps_what_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = serve(dir.path());
+    let mut c = common::Client::connect(addr);
+    assert_eq!(c.send("GET", "/api/version", &[], b"").status, 200);
+    let points: Vec<_> = (0..50u64).map(|i| json!({"metric": "keep", "timestamp": B + i * 300, "value": i, "tags": {"h": "a"}})).collect();
+    assert_eq!(c.send("POST", "/api/put", &[], json!(points).to_string().as_bytes()).status, 204);
+    // An idle keep-alive connection must not hold the stop up.
+    stop(child, "TERM");
+    let (child, addr) = serve(dir.path());
+    let mut c = common::Client::connect(addr);
+    let q = json!({"start": B, "end": B + 49 * 300, "queries": [{"aggregator": "sum", "metric": "keep"}]});
+    let got = c.send("POST", "/api/query", &[], q.to_string().as_bytes()).json();
+    assert_eq!(got[0]["dps"].as_object().unwrap().len(), 50);
+    assert_eq!(got[0]["dps"][(B + 49 * 300).to_string()], 49);
+    stop(child, "INT");
+}
+
+#[test]
+fn bad_settings_stop_startup_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\nmax_tagz = 9\n").unwrap();
+    let out = Command::new(BIN).args(["serve", "--config"]).arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown config key `max_tagz`"), "{err}");
+    std::fs::write(&config, "max_body_bytes = -1\n").unwrap();
+    let out = Command::new(BIN).args(["serve", "--config"]).arg(&config).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config key `max_body_bytes`"));
+    // A data directory held by another server.
+    let (child, _) = serve(dir.path());
+    let out = Command::new(BIN).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the data directory") && err.to_lowercase().contains("lock"), "{err}");
+    stop(child, "TERM");
+}
