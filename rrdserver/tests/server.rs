@@ -80,6 +80,11 @@ fn put_answers_as_opentsdb_does() {
     assert_eq!((r.status, r.json()), (200, json!({"success": 1, "failed": 0})));
     let r = s.post("/api/put?details=false", &pt("sys.load", B + 900, json!(3), json!({"host": "b"})).to_string());
     assert_eq!(r.json(), json!({"success": 1, "failed": 0, "errors": []}));
+    // sync: answered once the databases are on disk; with a timeout, the timeouts count.
+    let r = s.post("/api/put?sync", &pt("sys.load", B + 1200, json!(4), json!({"host": "b"})).to_string());
+    assert_eq!(r.status, 204);
+    let r = s.post("/api/put?sync&sync_timeout=1000&summary", &pt("sys.load", B + 1500, json!(5), json!({"host": "b"})).to_string());
+    assert_eq!(r.json(), json!({"success": 1, "failed": 0, "timeouts": 0}));
     // Whole-request failures.
     for (body, message) in [
         ("", "Missing request content"),

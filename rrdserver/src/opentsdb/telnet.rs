@@ -1,18 +1,20 @@
 //! The telnet line protocol (`opentsdb-api.md` §3): one command per line;
 //! `put` validated with OpenTSDB's error lines.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
-use super::point::{DataPoint, check_metric, check_tags, parse_value, show_tags, timestamp_ms};
+use super::point::{check_metric, check_tag_pairs, parse_value, timestamp_ms};
+use super::put::PointRef;
 
 /// Longest line accepted; a longer one is a protocol error.
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// `put`: a valid point, or the error line to send back (without newline).
-    Put(Result<DataPoint, String>),
+pub enum Command<'a> {
+    /// `put`: a valid point (borrowing from the line), or the error line to
+    /// send back (without newline).
+    Put(Result<PointRef<'a>, String>),
     /// `version`.
     Version,
     /// `stats`.
@@ -35,7 +37,7 @@ pub enum Command {
 pub const COMMANDS: &[&str] = &["put", "version", "stats", "help", "dropcaches", "status", "exit"];
 
 /// Parses one line (without its line ending).
-pub fn parse_line(line: &str, max_tags: usize) -> Command {
+pub fn parse_line(line: &str, max_tags: usize) -> Command<'_> {
     let mut words = line.split_whitespace();
     let Some(cmd) = words.next() else { return Command::Empty };
     match cmd {
@@ -86,7 +88,7 @@ fn telnet_time(text: &str) -> Result<u64, String> {
     Ok(secs.unsigned_abs() * 1000 + millis)
 }
 
-fn put(words: &[&str], max_tags: usize) -> Result<DataPoint, String> {
+fn put<'a>(words: &[&'a str], max_tags: usize) -> Result<PointRef<'a>, String> {
     let [metric, time, value, tag_words @ ..] = words else {
         return Err(illegal(format!("not enough arguments (need least 4, got {})", words.len())));
     };
@@ -97,21 +99,24 @@ fn put(words: &[&str], max_tags: usize) -> Result<DataPoint, String> {
     let value = parse_value(value).map_err(|e| {
         if e.starts_with("value is NaN or Infinite") { illegal(e) } else { format!("put: invalid value: {e}") }
     })?;
-    let mut tags = BTreeMap::new();
+    let mut tags: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(tag_words.len());
     for word in tag_words {
         let Some((k, v)) = word.split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty() && !v.contains('=')) else {
             return Err(illegal(format!("invalid tag: {word}")));
         };
-        if let Some(old) = tags.get(k)
-            && old != v
-        {
-            return Err(illegal(format!("duplicate tag: {word}, tags={}", show_tags(&tags))));
+        match tags.iter().find(|(key, _)| key == k) {
+            Some((_, old)) if old == v => {}
+            Some(_) => {
+                let shown: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                return Err(illegal(format!("duplicate tag: {word}, tags={{{}}}", shown.join(", "))));
+            }
+            None => tags.push((Cow::Borrowed(k), Cow::Borrowed(v))),
         }
-        tags.insert(k.to_owned(), v.to_owned());
     }
+    tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     check_metric(metric).map_err(illegal)?;
-    check_tags(&tags, max_tags).map_err(|e| if e == "Missing tags" { illegal("Need at least one tag") } else { illegal(e) })?;
-    Ok(DataPoint { metric: (*metric).to_owned(), timestamp_ms, value, tags })
+    check_tag_pairs(tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())), tags.len(), max_tags).map_err(illegal)?;
+    Ok(PointRef { metric: Cow::Borrowed(metric), timestamp_ms, value, tags })
 }
 
 #[cfg(test)]

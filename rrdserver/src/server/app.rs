@@ -12,6 +12,17 @@ use super::index::{Index, Series, canonical};
 use crate::opentsdb::point::{DataPoint, Value};
 use crate::opentsdb::put::PointRef;
 
+/// A point whose series is resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The series.
+    pub series: Arc<Series>,
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: u64,
+    /// The value.
+    pub value: Value,
+}
+
 /// A validated point, owned or borrowing from a request body.
 pub trait AsPoint {
     /// The metric name.
@@ -131,35 +142,53 @@ impl App {
         Ok(Arc::new(App { store, index, config, counters: Counters::default(), started: Instant::now(), hostname }))
     }
 
-    /// The series of a point, created in the index on first sight.
-    fn resolve(&self, p: &impl AsPoint, buf: &mut String) -> Result<Arc<Series>, String> {
+    /// The series of a point, created in the index on first sight. `buf`
+    /// is scratch space, reused across calls.
+    pub fn resolve(&self, p: &impl AsPoint, buf: &mut String) -> Result<Arc<Series>, String> {
         canonical(buf, p.metric(), p.tag_pairs());
         self.index.get_or_insert(&self.store, buf, || SeriesKey::new(p.metric(), p.tag_pairs()).map_err(|e| e.to_string()))
     }
 
     /// Stores valid points; the result per point is `Ok` or the error text.
-    /// Points are applied per series in time order (a batch may list them in
-    /// any order). A point not after its series' last update is refused,
-    /// unless it is one of the series' recently stored points with the same
-    /// value: collectors resend whole batches after any failure, and a
-    /// resent point is reported as stored. With `sync`, the touched
-    /// databases are written to disk before returning.
+    /// See [`App::ingest_resolved`].
     pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
-        let mut order: Vec<(usize, Arc<Series>)> = Vec::with_capacity(points.len());
+        let mut resolved = Vec::with_capacity(points.len());
+        let mut at = Vec::with_capacity(points.len());
         for (i, p) in points.iter().enumerate() {
             match self.resolve(p, &mut buf) {
-                Ok(s) => order.push((i, s)),
+                Ok(series) => {
+                    resolved.push(Resolved { series, timestamp_ms: p.timestamp_ms(), value: p.value() });
+                    at.push(i);
+                }
                 Err(e) => results[i] = Err(e),
             }
         }
-        order.sort_by(|(i, a), (j, b)| {
-            (Arc::as_ptr(a) as usize, points[*i].timestamp_ms(), *i).cmp(&(Arc::as_ptr(b) as usize, points[*j].timestamp_ms(), *j))
-        });
+        let failed = (points.len() - resolved.len()) as u64;
+        self.counters.points_received.fetch_add(failed, Ordering::Relaxed);
+        self.counters.points_rejected.fetch_add(failed, Ordering::Relaxed);
+        for (r, i) in self.ingest_resolved(&resolved, sync).into_iter().zip(at) {
+            results[i] = r;
+        }
+        results
+    }
+
+    /// Stores points whose series are known; the result per point is `Ok`
+    /// or the error text. Points are applied per series in time order (a
+    /// batch may list them in any order). A point not after its series'
+    /// last update is refused, unless it is one of the series' recently
+    /// stored points with the same value: collectors resend whole batches
+    /// after any failure, and a resent point is reported as stored. With
+    /// `sync`, the touched databases are written to disk before returning.
+    pub fn ingest_resolved(&self, points: &[Resolved], sync: bool) -> Vec<Result<(), String>> {
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_by_key(|i| (Arc::as_ptr(&points[*i].series) as usize, points[*i].timestamp_ms, *i));
         let mut run_start = 0;
-        while let Some((_, series)) = order.get(run_start) {
-            let run = order[run_start..].iter().take_while(|(_, s)| Arc::ptr_eq(s, series)).count();
+        while let Some(first) = order.get(run_start) {
+            let series = &points[*first].series;
+            let run = order[run_start..].iter().take_while(|i| Arc::ptr_eq(&points[**i].series, series)).count();
             self.apply_run(series, &order[run_start..run_start + run], points, &mut results, sync);
             run_start += run;
         }
@@ -170,20 +199,20 @@ impl App {
     }
 
     /// Applies one series' points (sorted by time).
-    fn apply_run<P: AsPoint>(&self, series: &Series, run: &[(usize, Arc<Series>)], points: &[P], results: &mut [Result<(), String>], sync: bool) {
-        let Some((first, _)) = run.first() else { return };
-        let create_at = store_time(points[*first].timestamp_ms());
+    fn apply_run(&self, series: &Series, run: &[usize], points: &[Resolved], results: &mut [Result<(), String>], sync: bool) {
+        let Some(first) = run.first() else { return };
+        let create_at = store_time(points[*first].timestamp_ms);
         let outcome = self.store.with_handle(&series.handle, Some(create_at), |db| {
             let last = db.last_update();
             let mut accepted: Vec<(usize, Timestamp, f64)> = Vec::with_capacity(run.len());
             let (mut dup, mut old) = (0u64, 0u64);
-            for (k, (i, _)) in run.iter().enumerate() {
+            for (k, i) in run.iter().enumerate() {
                 let p = &points[*i];
-                let t = store_time(p.timestamp_ms());
-                let v = p.value().as_f64();
+                let t = store_time(p.timestamp_ms);
+                let v = p.value.as_f64();
                 // Of several points at one time in a batch, the last sent wins.
-                let superseded = run.get(k + 1).is_some_and(|(j, _)| points[*j].timestamp_ms() == p.timestamp_ms());
-                if superseded || (t <= last && series.stored_recently(p.timestamp_ms(), v)) {
+                let superseded = run.get(k + 1).is_some_and(|j| points[*j].timestamp_ms == p.timestamp_ms);
+                if superseded || (t <= last && series.stored_recently(p.timestamp_ms, v)) {
                     dup += 1;
                 } else if t <= last {
                     old += 1;
@@ -201,7 +230,7 @@ impl App {
                     results[*i] = Err(e.to_string());
                 }
             });
-            series.remember(accepted.iter().filter(|(i, _, _)| results[*i].is_ok()).map(|(i, _, v)| (points[*i].timestamp_ms(), *v)));
+            series.remember(accepted.iter().filter(|(i, _, _)| results[*i].is_ok()).map(|(i, _, v)| (points[*i].timestamp_ms, *v)));
             if sync && applied > 0 {
                 db.flush()?;
             }
@@ -213,7 +242,7 @@ impl App {
         if let Err(e) = outcome.and_then(|r| r) {
             let msg = e.to_string();
             tracing::error!(series = %series.key, error = %msg, "storing points failed");
-            for (i, _) in run {
+            for i in run {
                 if results[*i].is_ok() {
                     results[*i] = Err(msg.clone());
                 }

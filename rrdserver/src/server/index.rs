@@ -5,6 +5,7 @@
 //! create series.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 
@@ -22,26 +23,38 @@ pub struct Series {
     pub tsuid: String,
     /// The last points stored, as (ms, value bits), newest last: a point
     /// resent by a collector is recognised as already stored.
-    pub recent: std::sync::Mutex<std::collections::VecDeque<(u64, u64)>>,
+    pub recent: std::sync::Mutex<Recent>,
+}
+
+/// A small ring of (ms, value bits), kept inline (no separate allocation).
+#[derive(Debug, Default)]
+pub struct Recent {
+    points: [(u64, u64); RECENT],
+    /// Next slot to write.
+    next: usize,
+    /// Slots filled (up to [`RECENT`]).
+    len: usize,
 }
 
 /// How many recent points each series remembers for recognising resends.
-pub const RECENT: usize = 16;
+pub const RECENT: usize = 8;
 
 impl Series {
     /// Whether (ms, value) is one of the recently stored points.
     pub fn stored_recently(&self, ms: u64, value: f64) -> bool {
-        self.recent.lock().is_ok_and(|r| r.iter().any(|(t, v)| *t == ms && *v == value.to_bits()))
+        self.recent.lock().is_ok_and(|r| r.points.iter().take(r.len).any(|(t, v)| *t == ms && *v == value.to_bits()))
     }
 
     /// Remembers stored points (oldest first), keeping the last [`RECENT`].
     pub fn remember(&self, points: impl IntoIterator<Item = (u64, f64)>) {
         if let Ok(mut r) = self.recent.lock() {
             for (t, v) in points {
-                if r.len() == RECENT {
-                    r.pop_front();
+                let i = r.next;
+                if let Some(slot) = r.points.get_mut(i) {
+                    *slot = (t, v.to_bits());
                 }
-                r.push_back((t, v.to_bits()));
+                r.next = (i + 1) % RECENT;
+                r.len = (r.len + 1).min(RECENT);
             }
         }
     }
@@ -63,12 +76,37 @@ pub struct Index {
 #[derive(Debug, Default)]
 struct Inner {
     /// Canonical text (see [`canonical`]) to series.
-    by_text: HashMap<Box<str>, Arc<Series>>,
+    by_text: HashMap<Box<str>, Arc<Series>, BuildHasherDefault<Fx>>,
     /// Series per metric, in creation order.
     by_metric: BTreeMap<String, Vec<Arc<Series>>>,
     metric_uids: HashMap<String, u32>,
     tagk_uids: BTreeMap<String, u32>,
     tagv_uids: BTreeMap<String, u32>,
+}
+
+/// A fast hash for series texts (the index is looked up once per point;
+/// SipHash's flooding resistance is not needed for names we validated).
+/// The multiply-rotate scheme of rustc's FxHasher, over 8-byte words.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Which name space a name belongs to.

@@ -10,8 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::api::stats_lines;
-use super::app::App;
-use crate::opentsdb::point::DataPoint;
+use super::app::{App, Resolved};
 use crate::opentsdb::telnet::{COMMANDS, Command, parse_line};
 
 /// Points gathered before they are stored (fewer when the input pauses).
@@ -34,8 +33,9 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
         let _ = wr.shutdown().await;
     });
     let mut reader = BufReader::with_capacity(64 * 1024, rd);
-    let mut batch: Vec<DataPoint> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Resolved> = Vec::with_capacity(BATCH);
     let mut line = Vec::with_capacity(256);
+    let mut key = String::new();
     let max = app.config.max_line_bytes;
     loop {
         line.clear();
@@ -55,7 +55,15 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         match parse_line(text, app.config.max_tags) {
-            Command::Put(Ok(p)) => batch.push(p),
+            // Resolved at once: the line's text is not kept.
+            Command::Put(Ok(p)) => match app.resolve(&p, &mut key) {
+                Ok(series) => batch.push(Resolved { series, timestamp_ms: p.timestamp_ms, value: p.value }),
+                Err(e) => {
+                    app.counters.points_received.fetch_add(1, Ordering::Relaxed);
+                    app.counters.points_rejected.fetch_add(1, Ordering::Relaxed);
+                    reply(&tx, format!("put: illegal argument: {e}\n"));
+                }
+            },
             Command::Put(Err(e)) => {
                 app.counters.points_received.fetch_add(1, Ordering::Relaxed);
                 app.counters.points_rejected.fetch_add(1, Ordering::Relaxed);
@@ -112,14 +120,14 @@ fn reply(tx: &mpsc::Sender<String>, line: String) {
 }
 
 /// Stores the pending points; failures get an error line each.
-async fn store(app: &Arc<App>, batch: &mut Vec<DataPoint>, tx: &mpsc::Sender<String>) {
+async fn store(app: &Arc<App>, batch: &mut Vec<Resolved>, tx: &mpsc::Sender<String>) {
     if batch.is_empty() {
         return;
     }
     let points = std::mem::take(batch);
     let app2 = Arc::clone(app);
     let done = tokio::task::spawn_blocking(move || {
-        let results = app2.ingest(&points, false);
+        let results = app2.ingest_resolved(&points, false);
         (points, results)
     })
     .await;

@@ -19,7 +19,7 @@ use crate::server::index::{Kind, Series};
 
 /// Most buckets fill policies may emit in one query, over all its series
 /// (a `1ms-sum-zero` over a year would otherwise fill memory).
-pub const MAX_FILL_BUCKETS: u64 = 5_000_000;
+pub const MAX_FILL_BUCKETS: u64 = 2_000_000;
 
 /// A point on the way through the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq)]
