@@ -76,6 +76,8 @@ pub struct Counters {
     pub points_rejected: AtomicU64,
     /// Of those, points not after their series' last update.
     pub points_too_old: AtomicU64,
+    /// Denormalized copies (`__<host>.<metric>`) acknowledged, not stored.
+    pub points_denormalized: AtomicU64,
     /// Points resent after they were stored (recognised and not stored twice).
     pub points_duplicate: AtomicU64,
     /// HTTP requests answered.
@@ -119,6 +121,8 @@ pub struct App {
     pub started: Instant,
     /// The host name reported in stats.
     pub hostname: String,
+    /// Bosun's metadata and the series known only from `/api/index`.
+    pub meta: super::bosun::meta::MetaDb,
 }
 
 /// The milliseconds timestamp as a store time.
@@ -138,8 +142,15 @@ impl App {
             tracing::warn!(path = %p.path.display(), reason = %p.reason, "skipping a file in the data directory");
         }
         let index = Index::build(&store)?;
+        let meta = super::bosun::meta::MetaDb::open(&config.data_dir).map_err(|reason| rrdcore::Error::Unavailable { key: super::bosun::meta::FILE.into(), reason })?;
+        for (text, value, time_ms) in meta.indexed().map_err(|reason| rrdcore::Error::Unavailable { key: super::bosun::meta::FILE.into(), reason })? {
+            if let Some(key) = super::index::parse_canonical(&text) {
+                let series = index.get_or_insert(&store, &text, || Ok(key)).map_err(|reason| rrdcore::Error::Unavailable { key: text.clone(), reason })?;
+                series.observe(time_ms, value);
+            }
+        }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
-        Ok(Arc::new(App { store, index, config, counters: Counters::default(), started: Instant::now(), hostname }))
+        Ok(Arc::new(App { store, index, config, counters: Counters::default(), started: Instant::now(), hostname, meta }))
     }
 
     /// The series of a point, created in the index on first sight. `buf`
@@ -149,14 +160,47 @@ impl App {
         self.index.get_or_insert(&self.store, buf, || SeriesKey::new(p.metric(), p.tag_pairs()).map_err(|e| e.to_string()))
     }
 
+    /// The last point of a series: from the last-value table, or, for a
+    /// stored series not written since the start, from its database (rate 0).
+    pub fn last_point(&self, series: &Series) -> Option<super::index::Last> {
+        if let Some(l) = series.last() {
+            return Some(l);
+        }
+        if !self.store.exists(&series.handle) {
+            return None;
+        }
+        let (t, text) = self
+            .store
+            .with_handle(&series.handle, None, |db| (db.last_update(), db.state().ds.first().map(|d| d.last_ds.as_str().to_owned()).unwrap_or_default()))
+            .ok()?;
+        let value: f64 = text.parse().ok()?;
+        let ms = u64::try_from(t.sec).ok()? * 1000 + u64::from(t.usec / 1000);
+        series.observe(ms, value);
+        series.last()
+    }
+
+    /// Whether a point is a denormalized copy (`__<host>.<metric>` with its
+    /// own tags) that a tsdbrelay in front sends besides the original: it is
+    /// acknowledged and not stored again (the name is resolved when queried).
+    pub fn is_denormalized_copy(&self, p: &impl AsPoint) -> bool {
+        let metric = p.metric();
+        metric.starts_with("__") && self.config.denormalize.is_copy(metric, |k| p.tag_pairs().find(|(key, _)| *key == k).map(|(_, v)| v))
+    }
+
     /// Stores valid points; the result per point is `Ok` or the error text.
-    /// See [`App::ingest_resolved`].
+    /// Denormalized copies are acknowledged without being stored. See
+    /// [`App::ingest_resolved`].
     pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
         let mut resolved = Vec::with_capacity(points.len());
         let mut at = Vec::with_capacity(points.len());
+        let mut copies = 0;
         for (i, p) in points.iter().enumerate() {
+            if self.is_denormalized_copy(p) {
+                copies += 1;
+                continue;
+            }
             match self.resolve(p, &mut buf) {
                 Ok(series) => {
                     resolved.push(Resolved { series, timestamp_ms: p.timestamp_ms(), value: p.value() });
@@ -165,7 +209,8 @@ impl App {
                 Err(e) => results[i] = Err(e),
             }
         }
-        let failed = (points.len() - resolved.len()) as u64;
+        self.counters.points_denormalized.fetch_add(copies, Ordering::Relaxed);
+        let failed = (points.len() - resolved.len()) as u64 - copies;
         self.counters.points_received.fetch_add(failed, Ordering::Relaxed);
         self.counters.points_rejected.fetch_add(failed, Ordering::Relaxed);
         for (r, i) in self.ingest_resolved(&resolved, sync).into_iter().zip(at) {
@@ -230,7 +275,10 @@ impl App {
                     results[*i] = Err(e.to_string());
                 }
             });
-            series.remember(accepted.iter().filter(|(i, _, _)| results[*i].is_ok()).map(|(i, _, v)| (points[*i].timestamp_ms, *v)));
+            for (i, _, v) in accepted.iter().filter(|(i, _, _)| results[*i].is_ok()) {
+                series.remember([(points[*i].timestamp_ms, *v)]);
+                series.observe(points[*i].timestamp_ms, *v);
+            }
             if sync && applied > 0 {
                 db.flush()?;
             }

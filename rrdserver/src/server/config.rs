@@ -31,6 +31,9 @@ pub struct Config {
     /// Which schema a new series gets, by metric glob, first match wins;
     /// unmatched metrics get the monitoring default.
     pub rules: SchemaRules,
+    /// tsdbrelay's `-denormalize` rules (`metric__tagk,...`); default
+    /// Opserver's set. Empty turns the `__<host>.<metric>` names off.
+    pub denormalize: crate::server::bosun::denorm::Rules,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             nan_as_null: false,
             log: "info".into(),
             rules: SchemaRules::new(),
+            denormalize: crate::server::bosun::denorm::Rules::parse(crate::server::bosun::denorm::OPSERVER_RULES).unwrap_or_default(),
         }
     }
 }
@@ -87,6 +91,7 @@ impl Config {
                 "nan_as_null" => c.nan_as_null = value.as_bool().ok_or_else(|| bad(key, "expected true or false"))?,
                 "log" => c.log = string(key, value)?.to_owned(),
                 "schema" => c.rules = rules(value)?,
+                "denormalize" => c.denormalize = crate::server::bosun::denorm::Rules::parse(string(key, value)?).map_err(|e| bad(key, e))?,
                 other => return Err(ConfigError(format!("unknown config key `{other}`"))),
             }
         }
@@ -152,6 +157,8 @@ mod tests {
         assert!(Config::from_toml("listen = \"nowhere\"").unwrap_err().0.starts_with("config key `listen`"));
         assert!(Config::from_toml("[[schema]]\nmetric = \"a\"\ncreate = \"DS:x:BOGUS:1:U:U\"").unwrap_err().0.starts_with("config key `schema[0].create`"));
         assert!(Config::from_toml("listen = ").unwrap_err().0.starts_with("not valid TOML"));
+        assert!(Config::from_toml("denormalize = \"os.cpu\"").unwrap_err().0.starts_with("config key `denormalize`"));
+        assert!(Config::from_toml("denormalize = \"\"").unwrap().denormalize.rules().is_empty());
     }
 
     #[test]

@@ -24,6 +24,22 @@ pub struct Series {
     /// The last points stored, as (ms, value bits), newest last: a point
     /// resent by a collector is recognised as already stored.
     pub recent: std::sync::Mutex<Recent>,
+    /// The last point and the per-second rate between the last two (what
+    /// Bosun keeps per series), when known since the start.
+    pub last: std::sync::Mutex<Last>,
+}
+
+/// A series' last point, as Bosun keeps it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Last {
+    /// The last value.
+    pub value: f64,
+    /// Its time, milliseconds.
+    pub time_ms: u64,
+    /// Per-second change from the point before (0 when there was none).
+    pub rate: f64,
+    /// Whether a point was seen.
+    pub known: bool,
 }
 
 /// A small ring of (ms, value bits), kept inline (no separate allocation).
@@ -43,6 +59,23 @@ impl Series {
     /// Whether (ms, value) is one of the recently stored points.
     pub fn stored_recently(&self, ms: u64, value: f64) -> bool {
         self.recent.lock().is_ok_and(|r| r.points.iter().take(r.len).any(|(t, v)| *t == ms && *v == value.to_bits()))
+    }
+
+    /// Takes a point into the last-value table: only a newer point counts;
+    /// the rate is the change per second from the previous one.
+    pub fn observe(&self, time_ms: u64, value: f64) {
+        if let Ok(mut l) = self.last.lock()
+            && (!l.known || time_ms > l.time_ms)
+        {
+            #[expect(clippy::cast_precision_loss, reason = "millisecond spans are far below 2^53")]
+            let rate = if l.known { (value - l.value) / ((time_ms - l.time_ms) as f64 / 1000.0) } else { 0.0 };
+            *l = Last { value, time_ms, rate, known: true };
+        }
+    }
+
+    /// The last point, if one was seen since the start.
+    pub fn last(&self) -> Option<Last> {
+        self.last.lock().ok().map(|l| *l).filter(|l| l.known)
     }
 
     /// Remembers stored points (oldest first), keeping the last [`RECENT`].
@@ -131,6 +164,14 @@ impl Kind {
     }
 }
 
+/// The key of a canonical text `metric{k=v,...}`.
+pub fn parse_canonical(text: &str) -> Option<SeriesKey> {
+    let (metric, rest) = text.split_once('{')?;
+    let inner = rest.strip_suffix('}')?;
+    let tags: Vec<(&str, &str)> = inner.split(',').filter(|p| !p.is_empty()).map(|p| p.split_once('=')).collect::<Option<_>>()?;
+    SeriesKey::new(metric, tags).ok()
+}
+
 /// The text a series is looked up by: `metric{k=v,k2=v2}` with sorted keys.
 /// OpenTSDB names cannot hold `{`, `=` or `,`, so the text is unambiguous.
 pub fn canonical<'a>(out: &mut String, metric: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) {
@@ -200,7 +241,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid, recent: std::sync::Mutex::default() });
+        let series = Arc::new(Series { key, handle, tsuid, recent: std::sync::Mutex::default(), last: std::sync::Mutex::default() });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         inner.by_text.insert(text.into_boxed_str(), Arc::clone(&series));
         series

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bosun;
 pub mod config;
 pub mod http;
 pub mod index;

@@ -1,6 +1,7 @@
 //! The `/api` endpoints, one module per family, and the dispatcher that
 //! picks one by OpenTSDB's routing rules.
 
+mod bosun;
 mod meta;
 mod put;
 mod query;
@@ -69,8 +70,30 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Resp, ApiErr
         ("dropcaches", None) => meta::dropcaches(app, &ctx),
         ("serializers", None) => meta::serializers(&ctx),
         ("status", None) => meta::status(&ctx),
+        // Bosun's surface.
+        ("metadata", Some("put")) => bosun::metadata_put(app, req, &ctx).await,
+        ("metadata", Some("get")) => bosun::metadata_get(app, &ctx),
+        ("metadata", Some("metrics")) => bosun::metadata_metrics(app, &ctx),
+        ("index", None) => bosun::index(app, req, &ctx).await,
+        ("host", None) => bosun::hosts(app, &ctx).await,
+        ("metric", _) => bosun::metric(app, &ctx, &segments(&rest)),
+        ("tagk", Some(_)) => bosun::tagk(app, &ctx, &segments(&rest).join("/")),
+        ("tagv", Some(_)) => {
+            let segs = segments(&rest);
+            let (tagk, metric) = segs.split_first().map_or((String::new(), None), |(k, m)| (k.clone(), (!m.is_empty()).then(|| m.join("/"))));
+            bosun::tagv(app, &ctx, &tagk, metric.as_deref())
+        }
+        ("tagsets", Some(_)) => bosun::tagsets(app, &ctx, &segments(&rest).join("/")),
+        ("last", None) => bosun::last(app, &ctx),
+        ("graph", None) => bosun::graph(app, &ctx).await,
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, "Endpoint not found")),
     }
+}
+
+/// Path segments after the endpoint, percent-decoded (tag values such as
+/// `disk=/` arrive as `%2F`).
+fn segments(rest: &[String]) -> Vec<String> {
+    rest.iter().map(|s| crate::server::http::decode(&s.replace('+', "%2B"))).collect()
 }
 
 /// Paths outside `/api`: a short page at `/`, the version at `/version`.

@@ -159,9 +159,21 @@ fn select(app: &App, sub: &Sub) -> Result<Vec<Arc<Series>>, ApiError> {
             .map(|t| app.index.by_tsuid(t).ok_or_else(|| ApiError::bad(format!("No such series: '{t}'"))))
             .collect();
     }
-    if !app.index.has(Kind::Metric, &sub.q.metric) {
-        return Err(no_such(Kind::Metric, &sub.q.metric));
-    }
+    // A denormalized name (`__<host>.<metric>`) stands for the series it names.
+    let base: Vec<Arc<Series>> = if app.index.has(Kind::Metric, &sub.q.metric) {
+        app.index.series_of(&sub.q.metric)
+    } else {
+        let rules = &app.config.denormalize;
+        let aliased: Vec<Arc<Series>> = rules
+            .candidates(&sub.q.metric)
+            .flat_map(|m| app.index.series_of(m))
+            .filter(|s| rules.alias_of(s).is_some_and(|a| a == sub.q.metric))
+            .collect();
+        if aliased.is_empty() {
+            return Err(no_such(Kind::Metric, &sub.q.metric));
+        }
+        aliased
+    };
     let mut compiled = Vec::new();
     for f in &sub.q.filters {
         if f.kind != FilterType::NotKey && !app.index.has(Kind::TagK, &f.tagk) {
@@ -176,9 +188,7 @@ fn select(app: &App, sub: &Sub) -> Result<Vec<Arc<Series>>, ApiError> {
     }
     let explicit: Option<BTreeSet<&str>> =
         sub.q.explicit_tags.then(|| sub.q.filters.iter().filter(|f| f.kind != FilterType::NotKey).map(|f| f.tagk.as_str()).collect());
-    let mut selected: Vec<Arc<Series>> = app
-        .index
-        .series_of(&sub.q.metric)
+    let mut selected: Vec<Arc<Series>> = base
         .into_iter()
         .filter(|s| compiled.iter().all(|(k, m)| m.matches(s.tag(k))))
         .filter(|s| explicit.as_ref().is_none_or(|keys| s.key.tags().len() == keys.len() && s.key.tags().iter().all(|(k, _)| keys.contains(k.as_str()))))
@@ -455,7 +465,8 @@ fn render(out: &mut Vec<u8>, app: &App, q: &Query, sub: &Sub, members: &[(Arc<Se
         }
     }
     let null_nan = app.config.nan_as_null || sub.q.downsample.as_ref().is_some_and(|d| d.fill == Fill::Null);
-    let metric = members.first().map_or(sub.q.metric.as_str(), |(s, _)| s.key.metric());
+    // The name asked for (a denormalized one stays as asked); tsuid queries name none.
+    let metric = if sub.q.metric.is_empty() { members.first().map_or("", |(s, _)| s.key.metric()) } else { sub.q.metric.as_str() };
     out.extend_from_slice(b"{\"metric\":");
     put_json(out, &json!(metric));
     out.extend_from_slice(b",\"tags\":");
