@@ -242,7 +242,7 @@ pub(super) fn last(app: &App, ctx: &Ctx) -> Result<Resp, ApiError> {
     let s = series_named(app, metric).into_iter().find(|s| s.key.tags() == want.as_slice());
     let l = s.and_then(|s| app.last_point(&s)).ok_or_else(|| text_error(StatusCode::NOT_FOUND, "no match"))?;
     let value = if ctx.params.flag("counter") { l.rate } else { l.value };
-    ok(&json!({"Value": value, "Timestamp": l.time_ms / 1000}), ctx)
+    ok(&json!({"Value": host::num(value), "Timestamp": l.time_ms / 1000}), ctx)
 }
 
 /// `/api/metadata/metrics[?metric=m]`.

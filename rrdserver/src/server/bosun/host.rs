@@ -55,9 +55,17 @@ fn int(v: f64) -> i64 {
     if v.is_finite() { v as i64 } else { 0 }
 }
 
-/// A float JSON value (Bosun's float64 fields), integral values kept integral-looking.
-fn num(v: f64) -> Json {
-    if v.is_finite() { json!(v) } else { json!(0) }
+/// A float64 field as Go's encoder writes it: integral values without a
+/// fraction (`25276063744`, not `25276063744.0`).
+pub fn num(v: f64) -> Json {
+    if !v.is_finite() {
+        return json!(0);
+    }
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        #[expect(clippy::cast_possible_truncation, reason = "integral and below 2^53")]
+        return json!(v as i64);
+    }
+    json!(v)
 }
 
 impl Host<'_> {

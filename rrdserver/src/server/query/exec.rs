@@ -218,12 +218,12 @@ fn read_all(app: &App, q: &Query, sub: &Sub, series: &[Arc<Series>]) -> Vec<(Arc
     let scan_start = ds.map_or(q.start_ms, |d| bucket_start(d, q.start_ms, q.start_ms));
     let mut out = Vec::new();
     for s in series {
-        let raw = read_series(app, s, scan_start, q.end_ms, ds);
+        let (raw, step_ms) = read_series(app, s, scan_start, q.end_ms, ds);
         if raw.is_empty() {
             continue;
         }
         let mut pts = match ds {
-            Some(d) => downsample(d, &raw, q.start_ms, q.end_ms),
+            Some(d) => downsample(&widen(d, step_ms), &raw, q.start_ms, q.end_ms),
             None => raw,
         };
         if let Some(rate) = &sub.q.rate {
@@ -234,13 +234,24 @@ fn read_all(app: &App, q: &Query, sub: &Sub, series: &[Arc<Series>]) -> Vec<(Arc
     out
 }
 
-/// The known rows of one series stamped within `[from, to]` ms. A row
-/// covers `(t - step, t]` and is reported at `t`.
-fn read_series(app: &App, s: &Series, from: u64, to: u64, ds: Option<&Downsample>) -> Vec<Pt> {
+/// A downsample no finer than the rows it reads: an interval below the
+/// rows' step, or not a multiple of it, is widened to a whole number of
+/// rows. (Averaging 5-minute rows into 172-second buckets stamped at their
+/// starts would put rows 172 or 344 s apart and distort every rate.)
+fn widen(d: &Downsample, step_ms: u64) -> Downsample {
+    match d.interval_ms {
+        Some(iv) if !d.calendar && step_ms > 0 && iv % step_ms != 0 => Downsample { interval_ms: Some(iv.div_ceil(step_ms) * step_ms), ..d.clone() },
+        _ => d.clone(),
+    }
+}
+
+/// The known rows of one series stamped within `[from, to]` ms, and the
+/// rows' step in ms. A row covers `(t - step, t]` and is reported at `t`.
+fn read_series(app: &App, s: &Series, from: u64, to: u64, ds: Option<&Downsample>) -> (Vec<Pt>, u64) {
     let first_sec = i64::try_from(from.div_ceil(1000)).unwrap_or(i64::MAX);
     let last_sec = i64::try_from(to / 1000).unwrap_or(i64::MAX);
     if last_sec < first_sec {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     // The fetch starts one second early so that a row stamped at `from` is included.
     let cfs: &[Cf] = match ds.map(|d| d.aggregator.as_str()) {
@@ -249,14 +260,17 @@ fn read_series(app: &App, s: &Series, from: u64, to: u64, ds: Option<&Downsample
         _ => &[Cf::Average, Cf::Last, Cf::Max, Cf::Min],
     };
     let fetched = cfs.iter().find_map(|cf| app.store.fetch_from(&s.handle, &FetchRequest::new(*cf, first_sec - 1, last_sec)).ok());
-    let Some(f) = fetched else { return Vec::new() };
-    f.rows()
+    let Some(f) = fetched else { return (Vec::new(), 0) };
+    let step_ms = f.step.saturating_mul(1000);
+    let rows = f
+        .rows()
         .filter_map(|(t, row)| {
             let v = *row.first()?;
             let t_ms = u64::try_from(t).ok()?.checked_mul(1000)?;
             (!v.is_nan() && t_ms >= from && t_ms <= to).then_some(Pt { t: t_ms, v, int: is_int(v) })
         })
-        .collect()
+        .collect();
+    (rows, step_ms)
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -289,15 +303,7 @@ fn bucket_start(d: &Downsample, t: u64, query_start: u64) -> u64 {
 
 /// (year, month, day) of a day number since 1970-01-01.
 fn civil(days: u64) -> (i64, i64, i64) {
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    rrdcore::timespec::civil_from_days(i64::try_from(days).unwrap_or(0))
 }
 
 fn days_ms(y: i64, m: i64, d: i64) -> u64 {
