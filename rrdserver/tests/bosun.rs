@@ -282,3 +282,53 @@ fn rrd_date(t: i64) -> String {
     let text = rrdcore::timespec::utc_datetime(t);
     format!("{}-{}", text[..10].replace('-', "/"), &text[11..19])
 }
+
+#[test]
+fn hardware_disks_and_bad_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    let t = now() - 30;
+    let p = |m: &str, v: f64, tags: Value| json!({"metric": m, "timestamp": t, "value": v, "tags": tags});
+    let pts = json!([
+        p("os.disk.fs.space_total", 0.0, json!({"host": "db1", "disk": "/empty"})),
+        p("os.disk.fs.space_total", 100.0, json!({"host": "db1", "disk": "/data"})),
+        p("os.disk.fs.space_used", 40.0, json!({"host": "db1", "disk": "/data"})),
+        p("hw.chassis", 0.0, json!({"host": "db1", "component": "fans"})),
+        p("hw.chassis", 2.0, json!({"host": "db1", "component": "psu"})),
+        p("hw.chassis.temps.reading", 41.5, json!({"host": "db1", "name": "CPU1"})),
+        p("hw.chassis.temps", 0.0, json!({"host": "db1", "name": "CPU1"})),
+        p("hw.chassis.power.reading", 252.0, json!({"host": "db1"})),
+        p("hw.storage.pdisk", 0.0, json!({"host": "db1", "id": "0_1"})),
+        p("os.service.running", 1.0, json!({"host": "db1", "name": "sshd"})),
+        p("bosun.ping.timeout", 0.0, json!({"host": "bosun1", "dst_host": "db1"})),
+        p("bosun.ping.rtt", 0.25, json!({"host": "bosun1", "dst_host": "db1"})),
+    ]);
+    assert_eq!(s.post("/api/put", &pts.to_string()).status, 204);
+    let meta = json!([{"Tags": {"host": "db1", "id": "0_1"}, "Name": "physicalDiskMeta", "Value": "{\"Name\":\"Disk 0:1\",\"NegotatiedSpeed\":\"6 Gbps\"}"},
+                      {"Tags": {"host": "db1"}, "Name": "model", "Value": "PowerEdge R640"},
+                      {"Tags": {"host": "db1", "disk": "/data"}, "Name": "label", "Value": "DATA"}]);
+    assert_eq!(s.post("/api/metadata/put", &meta.to_string()).status, 204);
+    let h = s.get("/api/host").json();
+    let db1 = &h["db1"];
+    assert_eq!(db1["Disks"], json!({"/data": {"UsedBytes": 40, "TotalBytes": 100, "Label": "DATA", "StatsLastUpdated": t}}), "no zero-size disk");
+    let hw = &db1["Hardware"];
+    assert_eq!(hw["ChassisComponents"], json!({"fans": {"Status": "Ok", "StatusLastUpdated": t}, "psu": {"Status": "Bad", "StatusLastUpdated": t}}));
+    assert_eq!(hw["Temps"]["CPU1"], json!({"Celsius": 41.5, "Status": "Ok", "StatusLastUpdated": t, "CelsiusLastUpdated": t}));
+    assert_eq!(hw["BoardPowerReading"], json!({"Watts": 252, "WattsLastUpdated": t}));
+    assert_eq!(hw["Storage"]["PhysicalDisks"]["0_1"]["NegotatiedSpeed"], "6 Gbps");
+    assert_eq!(hw["Storage"]["PhysicalDisks"]["0_1"]["Status"], "Ok");
+    assert_eq!(db1["Services"], json!({"sshd": {"Running": true, "RunningLastUpdated": t}}));
+    assert_eq!(db1["Model"], "PowerEdge R640");
+    assert_eq!(db1["ICMPData"]["bosun1"]["TimedOut"], false);
+    assert_eq!(db1["ICMPData"]["bosun1"]["RTTMS"], 0.25);
+    // bosun1 only pings: it has series (host=bosun1) and shows as a host without hardware.
+    assert!(h["bosun1"].get("Hardware").is_none());
+    // Bad bodies: 4xx, nothing lost.
+    for body in [&b"\x1f\x8b\x08\x00garbage"[..], b"\x00\x01\x02\x03", b"{\"metric\":", b"[]"] {
+        let r = s.client().send("POST", "/api/index", &[], body);
+        assert!((400..500).contains(&r.status), "{body:?}: {}", r.status);
+    }
+    let r = s.req("POST", "/api/index", &vec![b'['; 40 << 20]);
+    assert_eq!(r.status, 413);
+    assert_eq!(s.get("/api/host").json()["db1"]["Disks"]["/data"]["TotalBytes"], 100);
+}

@@ -87,3 +87,30 @@ fn bad_settings_stop_startup_with_a_message() {
     assert!(err.contains("cannot open the data directory") && err.to_lowercase().contains("lock"), "{err}");
     stop(child, "TERM");
 }
+
+/// Metadata and index-only series answered with 204/200 survive kill -9.
+#[test]
+fn metadata_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path());
+    let mut c = common::Client::connect(addr);
+    let meta = json!([{"Metric": "os.cpu", "Name": "unit", "Value": "percent"}, {"Tags": {"host": "vm"}, "Name": "version", "Value": "Debian 12"}]);
+    assert_eq!(c.send("POST", "/api/metadata/put", &[], meta.to_string().as_bytes()).status, 204);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let idx = json!([{"metric": "seen.only", "timestamp": now, "value": 1, "tags": {"host": "vm"}}]);
+    assert_eq!(c.send("POST", "/api/index", &[], idx.to_string().as_bytes()).status, 200);
+    let pts = json!([{"metric": "os.cpu", "timestamp": B, "value": 5, "tags": {"host": "vm"}}]);
+    assert_eq!(c.send("POST", "/api/put", &[], pts.to_string().as_bytes()).status, 204);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (child, addr) = serve(dir.path());
+    let mut c = common::Client::connect(addr);
+    assert_eq!(c.send("GET", "/api/metadata/metrics?metric=os.cpu", &[], b"").json()["Unit"], "percent");
+    let got = c.send("GET", "/api/metadata/get?tagk=host&tagv=vm", &[], b"").json();
+    assert_eq!(got[0]["Value"], "Debian 12");
+    let names = c.send("GET", "/api/metric/host", &[], b"").json();
+    assert!(names["vm"].as_array().unwrap().contains(&json!("seen.only")), "{names}");
+    let last = c.send("GET", "/api/query/last?timeseries=os.cpu%7Bhost=vm%7D", &[], b"").json();
+    assert_eq!(last[0]["value"], "5");
+    stop(child, "TERM");
+}

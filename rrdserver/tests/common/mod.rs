@@ -152,7 +152,8 @@ impl Client {
         head.push_str("\r\n");
         let s = self.reader.get_mut();
         s.write_all(head.as_bytes()).expect("send head");
-        s.write_all(body).expect("send body");
+        // A server may answer (413) and close before the whole body is sent.
+        let _ = s.write_all(body);
         self.read_response()
     }
 
