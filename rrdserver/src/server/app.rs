@@ -12,6 +12,14 @@ use super::index::{Index, Series, canonical};
 use crate::opentsdb::point::{DataPoint, Value};
 use crate::opentsdb::put::PointRef;
 
+/// Counts of one batch, added to [`Counters`] once.
+#[derive(Debug, Default)]
+struct Tally {
+    duplicate: u64,
+    too_old: u64,
+    stored: u64,
+}
+
 /// A point whose series is resolved.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -231,25 +239,42 @@ impl App {
         let mut order: Vec<usize> = (0..points.len()).collect();
         order.sort_by_key(|i| (Arc::as_ptr(&points[*i].series) as usize, points[*i].timestamp_ms, *i));
         let mut run_start = 0;
+        // Counted here and added once per batch: shared counters bumped per
+        // point would bounce their cache line between the writing threads.
+        let mut tally = Tally::default();
+        let mut accepted = Vec::new();
         while let Some(first) = order.get(run_start) {
             let series = &points[*first].series;
             let run = order[run_start..].iter().take_while(|i| Arc::ptr_eq(&points[**i].series, series)).count();
-            self.apply_run(series, &order[run_start..run_start + run], points, &mut results, sync);
+            self.apply_run(series, &order[run_start..run_start + run], points, &mut results, sync, &mut tally, &mut accepted);
             run_start += run;
         }
+        self.counters.points_duplicate.fetch_add(tally.duplicate, Ordering::Relaxed);
+        self.counters.points_too_old.fetch_add(tally.too_old, Ordering::Relaxed);
+        self.counters.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
         let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
         self.counters.points_received.fetch_add(points.len() as u64, Ordering::Relaxed);
         self.counters.points_rejected.fetch_add(points.len() as u64 - stored, Ordering::Relaxed);
         results
     }
 
-    /// Applies one series' points (sorted by time).
-    fn apply_run(&self, series: &Series, run: &[usize], points: &[Resolved], results: &mut [Result<(), String>], sync: bool) {
+    /// Applies one series' points (sorted by time). `accepted` is scratch space.
+    #[expect(clippy::too_many_arguments, reason = "the batch's shared state, passed down to avoid per-run allocations")]
+    fn apply_run(
+        &self,
+        series: &Series,
+        run: &[usize],
+        points: &[Resolved],
+        results: &mut [Result<(), String>],
+        sync: bool,
+        tally: &mut Tally,
+        accepted: &mut Vec<(usize, Timestamp, f64)>,
+    ) {
         let Some(first) = run.first() else { return };
         let create_at = store_time(points[*first].timestamp_ms);
         let outcome = self.store.with_handle(&series.handle, Some(create_at), |db| {
             let last = db.last_update();
-            let mut accepted: Vec<(usize, Timestamp, f64)> = Vec::with_capacity(run.len());
+            accepted.clear();
             let (mut dup, mut old) = (0u64, 0u64);
             for (k, i) in run.iter().enumerate() {
                 let p = &points[*i];
@@ -282,9 +307,9 @@ impl App {
             if sync && applied > 0 {
                 db.flush()?;
             }
-            self.counters.points_duplicate.fetch_add(dup, Ordering::Relaxed);
-            self.counters.points_too_old.fetch_add(old, Ordering::Relaxed);
-            self.counters.points_stored.fetch_add(applied as u64, Ordering::Relaxed);
+            tally.duplicate += dup;
+            tally.too_old += old;
+            tally.stored += applied as u64;
             Ok::<(), rrdcore::Error>(())
         });
         if let Err(e) = outcome.and_then(|r| r) {
