@@ -301,8 +301,7 @@ impl App {
                 }
             });
             for (i, _, v) in accepted.iter().filter(|(i, _, _)| results[*i].is_ok()) {
-                series.remember([(points[*i].timestamp_ms, *v)]);
-                series.observe(points[*i].timestamp_ms, *v);
+                series.stored(points[*i].timestamp_ms, *v);
             }
             if sync && applied > 0 {
                 db.flush()?;

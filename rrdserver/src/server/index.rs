@@ -21,12 +21,19 @@ pub struct Series {
     /// The OpenTSDB-style series ID: uppercase hex of the metric UID then
     /// the tag key/value UID pairs in tag key UID order.
     pub tsuid: String,
-    /// The last points stored, as (ms, value bits), newest last: a point
-    /// resent by a collector is recognised as already stored.
-    pub recent: std::sync::Mutex<Recent>,
+    /// What the server remembers of the series' latest points (one lock).
+    memory: std::sync::Mutex<Memory>,
+}
+
+/// The latest points of a series, in memory.
+#[derive(Debug, Default)]
+struct Memory {
+    /// The last points stored, as (ms, value bits): a point resent by a
+    /// collector is recognised as already stored.
+    recent: Recent,
     /// The last point and the per-second rate between the last two (what
     /// Bosun keeps per series), when known since the start.
-    pub last: std::sync::Mutex<Last>,
+    last: Last,
 }
 
 /// A series' last point, as Bosun keeps it.
@@ -44,7 +51,7 @@ pub struct Last {
 
 /// A small ring of (ms, value bits), kept inline (no separate allocation).
 #[derive(Debug, Default)]
-pub struct Recent {
+struct Recent {
     points: [(u64, u64); RECENT],
     /// Next slot to write.
     next: usize,
@@ -58,38 +65,47 @@ pub const RECENT: usize = 8;
 impl Series {
     /// Whether (ms, value) is one of the recently stored points.
     pub fn stored_recently(&self, ms: u64, value: f64) -> bool {
-        self.recent.lock().is_ok_and(|r| r.points.iter().take(r.len).any(|(t, v)| *t == ms && *v == value.to_bits()))
+        self.memory.lock().is_ok_and(|m| m.recent.points.iter().take(m.recent.len).any(|(t, v)| *t == ms && *v == value.to_bits()))
     }
 
     /// Takes a point into the last-value table: only a newer point counts;
     /// the rate is the change per second from the previous one.
     pub fn observe(&self, time_ms: u64, value: f64) {
-        if let Ok(mut l) = self.last.lock()
-            && (!l.known || time_ms > l.time_ms)
-        {
-            #[expect(clippy::cast_precision_loss, reason = "millisecond spans are far below 2^53")]
-            let rate = if l.known { (value - l.value) / ((time_ms - l.time_ms) as f64 / 1000.0) } else { 0.0 };
-            *l = Last { value, time_ms, rate, known: true };
+        if let Ok(mut m) = self.memory.lock() {
+            observe(&mut m.last, time_ms, value);
+        }
+    }
+
+    /// A stored point: remembered for resends and taken into the last-value table.
+    pub fn stored(&self, time_ms: u64, value: f64) {
+        if let Ok(mut m) = self.memory.lock() {
+            m.recent.push(time_ms, value);
+            observe(&mut m.last, time_ms, value);
         }
     }
 
     /// The last point, if one was seen since the start.
     pub fn last(&self) -> Option<Last> {
-        self.last.lock().ok().map(|l| *l).filter(|l| l.known)
+        self.memory.lock().ok().map(|m| m.last).filter(|l| l.known)
     }
 
-    /// Remembers stored points (oldest first), keeping the last [`RECENT`].
-    pub fn remember(&self, points: impl IntoIterator<Item = (u64, f64)>) {
-        if let Ok(mut r) = self.recent.lock() {
-            for (t, v) in points {
-                let i = r.next;
-                if let Some(slot) = r.points.get_mut(i) {
-                    *slot = (t, v.to_bits());
-                }
-                r.next = (i + 1) % RECENT;
-                r.len = (r.len + 1).min(RECENT);
-            }
+}
+
+fn observe(l: &mut Last, time_ms: u64, value: f64) {
+    if !l.known || time_ms > l.time_ms {
+        #[expect(clippy::cast_precision_loss, reason = "millisecond spans are far below 2^53")]
+        let rate = if l.known { (value - l.value) / ((time_ms - l.time_ms) as f64 / 1000.0) } else { 0.0 };
+        *l = Last { value, time_ms, rate, known: true };
+    }
+}
+
+impl Recent {
+    fn push(&mut self, t: u64, v: f64) {
+        if let Some(slot) = self.points.get_mut(self.next) {
+            *slot = (t, v.to_bits());
         }
+        self.next = (self.next + 1) % RECENT;
+        self.len = (self.len + 1).min(RECENT);
     }
 }
 
@@ -241,7 +257,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid, recent: std::sync::Mutex::default(), last: std::sync::Mutex::default() });
+        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default() });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         inner.by_text.insert(text.into_boxed_str(), Arc::clone(&series));
         series
