@@ -41,7 +41,7 @@ pub fn parse_line(line: &str, max_tags: usize) -> Command<'_> {
     let mut words = line.split_whitespace();
     let Some(cmd) = words.next() else { return Command::Empty };
     match cmd {
-        "put" => Command::Put(put(&words.collect::<Vec<_>>(), max_tags)),
+        "put" => Command::Put(put(words, max_tags)),
         "version" => Command::Version,
         "stats" => Command::Stats,
         "help" => Command::Help,
@@ -88,18 +88,20 @@ fn telnet_time(text: &str) -> Result<u64, String> {
     Ok(secs.unsigned_abs() * 1000 + millis)
 }
 
-fn put<'a>(words: &[&'a str], max_tags: usize) -> Result<PointRef<'a>, String> {
-    let [metric, time, value, tag_words @ ..] = words else {
-        return Err(illegal(format!("not enough arguments (need least 4, got {})", words.len())));
+fn put<'a>(words: std::str::SplitWhitespace<'a>, max_tags: usize) -> Result<PointRef<'a>, String> {
+    let mut rest = words.clone();
+    let (Some(metric), Some(time), Some(value)) = (rest.next(), rest.next(), rest.next()) else {
+        return Err(illegal(format!("not enough arguments (need least 4, got {})", words.count())));
     };
-    if tag_words.is_empty() {
-        return Err(illegal(format!("not enough arguments (need least 4, got {})", words.len())));
+    if rest.clone().next().is_none() {
+        return Err(illegal(format!("not enough arguments (need least 4, got {})", words.count())));
     }
+    let tag_words = rest;
     let timestamp_ms = telnet_time(time)?;
     let value = parse_value(value).map_err(|e| {
         if e.starts_with("value is NaN or Infinite") { illegal(e) } else { format!("put: invalid value: {e}") }
     })?;
-    let mut tags: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(tag_words.len());
+    let mut tags: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(4);
     for word in tag_words {
         let Some((k, v)) = word.split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty() && !v.contains('=')) else {
             return Err(illegal(format!("invalid tag: {word}")));

@@ -126,7 +126,7 @@ async fn store(app: &Arc<App>, batch: &mut Vec<Resolved>, tx: &mpsc::Sender<Stri
     }
     let points = std::mem::take(batch);
     let app2 = Arc::clone(app);
-    let done = tokio::task::spawn_blocking(move || {
+    let done = super::off_async(move || {
         let results = app2.ingest_resolved(&points, false);
         (points, results)
     })
@@ -141,7 +141,7 @@ async fn store(app: &Arc<App>, batch: &mut Vec<Resolved>, tx: &mpsc::Sender<Stri
             points.clear();
             *batch = points;
         }
-        Err(e) => reply(tx, format!("put: HBase error: {e}\n")),
+        Err(e) => reply(tx, format!("put: HBase error: {}\n", e.message)),
     }
 }
 

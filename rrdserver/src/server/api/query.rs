@@ -12,23 +12,11 @@ use crate::server::app::App;
 use crate::server::http::{ApiError, Resp, bytes_response, json_response, read_body};
 use crate::server::index::Series;
 use crate::server::query::{Query, exec};
+use crate::server::off_async;
 
 /// Now, in milliseconds since the epoch.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Runs storage reads off the async scheduling: on a multi-threaded
-/// runtime in place (tokio moves this thread's other tasks elsewhere, and
-/// no thread hop is paid, which matters for 100 µs queries), otherwise on
-/// the blocking pool.
-async fn off_async<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, ApiError> {
-    if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-        return Ok(tokio::task::block_in_place(f));
-    }
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "An unknown exception occurred").with_details(e.to_string()))
 }
 
 /// Handles `/api/query`.
