@@ -39,9 +39,15 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
     let max = app.config.max_line_bytes;
     loop {
         line.clear();
-        let read = tokio::select! {
-            r = read_line(&mut reader, &mut line, max) => r,
-            _ = stop.changed() => break,
+        // Lines already buffered are read straight away; only a read that
+        // may wait also watches for the stop signal.
+        let read = if reader.buffer().contains(&b'\n') {
+            read_line(&mut reader, &mut line, max).await
+        } else {
+            tokio::select! {
+                r = read_line(&mut reader, &mut line, max) => r,
+                _ = stop.changed() => break,
+            }
         };
         match read {
             Ok(true) => {}
