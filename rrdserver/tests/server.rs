@@ -491,6 +491,20 @@ fn data_and_index_survive_a_restart() {
     assert_eq!(r.json()["failed"], 1);
 }
 
+#[test]
+fn nan_as_null_and_tsuids() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = rrdserver::server::Config { data_dir: dir.path().to_path_buf(), nan_as_null: true, ..Default::default() };
+    let s = Server::with_config(config);
+    seed(&s);
+    let q = json!({"start": B, "end": B + 2400, "showTSUIDs": true, "queries": [{"aggregator": "sum", "metric": "sys.cpu", "downsample": "5m-avg-nan", "tags": {"host": "web01"}}]});
+    let got = query(&s, &q);
+    assert_eq!(got[0]["dps"][(B + 2400).to_string()], Value::Null, "nan_as_null writes null for the nan fill");
+    let ids = got[0]["tsuids"].as_array().unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0].as_str().unwrap().len(), 6 + 2 * 12, "metric UID and two tag pairs, 3 bytes each in hex");
+}
+
 /// `run` works on a single-threaded runtime too (embedders choose theirs).
 #[test]
 fn a_single_threaded_runtime_serves_everything() {
