@@ -116,16 +116,28 @@ impl Series {
     }
 }
 
+/// Shards of the text-to-series map (looked up once per point: a single
+/// lock word would bounce between the threads writing).
+const SHARDS: usize = 16;
+
+/// Canonical text (see [`canonical`]) to series.
+type ByText = HashMap<Box<str>, Arc<Series>, BuildHasherDefault<Fx>>;
+
 /// What names exist, and which series each metric has.
 #[derive(Debug, Default)]
 pub struct Index {
     inner: RwLock<Inner>,
+    by_text: [RwLock<ByText>; SHARDS],
+}
+
+fn shard_of(text: &str) -> usize {
+    let mut h = Fx::default();
+    h.write(text.as_bytes());
+    usize::try_from(h.finish() >> 60).unwrap_or(0)
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Canonical text (see [`canonical`]) to series.
-    by_text: HashMap<Box<str>, Arc<Series>, BuildHasherDefault<Fx>>,
     /// Series per metric, in creation order.
     by_metric: BTreeMap<String, Vec<Arc<Series>>>,
     metric_uids: HashMap<String, u32>,
@@ -227,7 +239,8 @@ impl Index {
 
     /// The series with this canonical text, if known.
     pub fn get(&self, text: &str) -> Option<Arc<Series>> {
-        self.read().by_text.get(text).cloned()
+        let shard = self.by_text.get(shard_of(text))?;
+        shard.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(text).cloned()
     }
 
     /// The series of `key`, added (with a handle from `store`) when new.
@@ -244,8 +257,9 @@ impl Index {
         let mut text = String::new();
         canonical(&mut text, key.metric(), key.tags().iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut inner = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(s) = inner.by_text.get(text.as_str()) {
-            return Arc::clone(s);
+        // Inserts are serialised by `inner`'s lock: check again under it.
+        if let Some(s) = self.get(&text) {
+            return s;
         }
         let n = inner.metric_uids.len();
         let m_uid = *inner.metric_uids.entry(key.metric().to_owned()).or_insert_with(|| uid(n));
@@ -264,7 +278,9 @@ impl Index {
         }
         let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default() });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
-        inner.by_text.insert(text.into_boxed_str(), Arc::clone(&series));
+        if let Some(shard) = self.by_text.get(shard_of(&text)) {
+            shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into_boxed_str(), Arc::clone(&series));
+        }
         series
     }
 
@@ -318,7 +334,8 @@ impl Index {
     /// Counts of metrics, tag keys, tag values and series.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let inner = self.read();
-        (inner.by_metric.len(), inner.tagk_uids.len(), inner.tagv_uids.len(), inner.by_text.len())
+        let series = self.by_text.iter().map(|s| s.read().map_or(0, |m| m.len())).sum();
+        (inner.by_metric.len(), inner.tagk_uids.len(), inner.tagv_uids.len(), series)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
