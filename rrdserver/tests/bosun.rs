@@ -300,6 +300,9 @@ fn hardware_disks_and_bad_bodies() {
         p("hw.chassis.temps", 0.0, json!({"host": "db1", "name": "CPU1"})),
         p("hw.chassis.power.reading", 252.0, json!({"host": "db1"})),
         p("hw.storage.pdisk", 0.0, json!({"host": "db1", "id": "0_1"})),
+        p("hw.ps", 0.0, json!({"host": "db1", "id": "0"})),
+        p("hw.chassis.current.reading", 0.6, json!({"host": "db1", "id": "PS1"})),
+        p("hw.chassis.volts.reading", 230.0, json!({"host": "db1", "name": "PS1_Voltage_1"})),
         p("os.service.running", 1.0, json!({"host": "db1", "name": "sshd"})),
         p("bosun.ping.timeout", 0.0, json!({"host": "bosun1", "dst_host": "db1"})),
         p("bosun.ping.rtt", 0.25, json!({"host": "bosun1", "dst_host": "db1"})),
@@ -307,6 +310,7 @@ fn hardware_disks_and_bad_bodies() {
     assert_eq!(s.post("/api/put", &pts.to_string()).status, 204);
     let meta = json!([{"Tags": {"host": "db1", "id": "0_1"}, "Name": "physicalDiskMeta", "Value": "{\"Name\":\"Disk 0:1\",\"NegotatiedSpeed\":\"6 Gbps\"}"},
                       {"Tags": {"host": "db1"}, "Name": "model", "Value": "PowerEdge R640"},
+                      {"Tags": {"host": "db1", "id": "0"}, "Name": "psMeta", "Value": "{\"RatedInputWattage\":\"900\",\"RatedOutputWattage\":\"750\"}"},
                       {"Tags": {"host": "db1", "disk": "/data"}, "Name": "label", "Value": "DATA"}]);
     assert_eq!(s.post("/api/metadata/put", &meta.to_string()).status, 204);
     let h = s.get("/api/host").json();
@@ -318,6 +322,10 @@ fn hardware_disks_and_bad_bodies() {
     assert_eq!(hw["BoardPowerReading"], json!({"Watts": 252, "WattsLastUpdated": t}));
     assert_eq!(hw["Storage"]["PhysicalDisks"]["0_1"]["NegotatiedSpeed"], "6 Gbps");
     assert_eq!(hw["Storage"]["PhysicalDisks"]["0_1"]["Status"], "Ok");
+    assert_eq!(
+        hw["PowerSupplies"]["0"],
+        json!({"Status": "Ok", "StatusLastUpdated": t, "Amps": 0.6, "AmpsLastUpdated": t, "Volts": 230, "VoltsLastUpdated": t, "RatedInputWattage": "900", "RatedOutputWattage": "750"})
+    );
     assert_eq!(db1["Services"], json!({"sshd": {"Running": true, "RunningLastUpdated": t}}));
     assert_eq!(db1["Model"], "PowerEdge R640");
     assert_eq!(db1["ICMPData"]["bosun1"]["TimedOut"], false);

@@ -384,7 +384,22 @@ impl Host<'_> {
         let pdisks = with_meta("hw.storage.pdisk", "physicalDiskMeta");
         let vdisks = with_meta("hw.storage.vdisk", "");
         let batteries = with_meta("hw.storage.battery", "");
-        let supplies = with_meta("hw.ps", "psMeta");
+        let mut supplies = with_meta("hw.ps", "psMeta");
+        // Amps and volts come from readings named after the supply's number (id + 1).
+        for (id, entry) in &mut supplies {
+            let (Ok(n), Json::Object(o)) = (id.parse::<u64>().map(|i| i + 1), entry) else { continue };
+            let reading = |metric: &str, tag: &str, value: &str| {
+                self.of(metric).into_iter().find(|(s, _)| s.tag(tag) == Some(value)).map(|(_, l)| l).filter(|l| self.fresh(l))
+            };
+            if let Some(a) = reading("hw.chassis.current.reading", "id", &format!("PS{n}")) {
+                o.insert("Amps".into(), num(a.value));
+                o.insert("AmpsLastUpdated".into(), json!(secs(&a)));
+            }
+            if let Some(v) = reading("hw.chassis.volts.reading", "name", &format!("PS{n}_Voltage_{n}")) {
+                o.insert("Volts".into(), num(v.value));
+                o.insert("VoltsLastUpdated".into(), json!(secs(&v)));
+            }
+        }
         let all_empty = [&components, &memory, &temps, &controllers, &pdisks, &vdisks, &batteries, &supplies].iter().all(|m| m.is_empty()) && power.is_none();
         if all_empty {
             return None;
