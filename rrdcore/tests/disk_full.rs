@@ -4,25 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
 
+mod common;
+use common::walk;
+
 use rrdcore::{SeriesKey, Store, StoreConfig, Timestamp};
 
 const T0: i64 = 1_700_000_000;
 
 fn key(metric: &str, host: &str) -> SeriesKey {
     SeriesKey::new(metric, [("host", host)]).unwrap()
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Creating a series on a full disk: the write fails, the error names the

@@ -322,11 +322,7 @@ impl Store {
 
     /// [`Store::write`] through a handle.
     pub fn write_to(&self, handle: &SeriesHandle, time: Timestamp, value: f64) -> Result<()> {
-        let mut guard = self.open_slot(&handle.key, &handle.slot, Some(time))?;
-        match guard.as_mut() {
-            Some(db) => db.update(time, &[value]),
-            None => Err(unknown(&handle.key)),
-        }
+        self.with_handle(handle, Some(time), |db| db.update(time, &[value]))?
     }
 
     /// Runs `f` on the database of `handle` with its write lock held, opening
@@ -334,25 +330,36 @@ impl Store {
     /// `create_at` when that is given (as its first write would), otherwise
     /// it is [`Error::UnknownSeries`].
     pub fn with_handle<R>(&self, handle: &SeriesHandle, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
-        let mut guard = self.open_slot(&handle.key, &handle.slot, create_at)?;
+        self.with_slot(&handle.key, &handle.slot, create_at, f)
+    }
+
+    /// Runs `f` on the database of `slot` with its write lock held, opening
+    /// (or, at `create_at`, creating) it if needed.
+    fn with_slot<R>(&self, key: &SeriesKey, slot: &Arc<Slot>, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
+        let mut guard = self.open_slot(key, slot, create_at)?;
         match guard.as_mut() {
             Some(db) => Ok(f(db)),
-            None => Err(unknown(&handle.key)),
+            None => Err(unknown(key)),
         }
     }
 
     /// [`Store::fetch`] through a handle (readers of one series share its lock).
     pub fn fetch_from(&self, handle: &SeriesHandle, req: &FetchRequest) -> Result<Fetched> {
+        self.fetch_slot(&handle.key, &handle.slot, req)
+    }
+
+    /// Reads through a slot: under its read lock when open, else opening it.
+    fn fetch_slot(&self, key: &SeriesKey, slot: &Arc<Slot>, req: &FetchRequest) -> Result<Fetched> {
         {
-            let guard = handle.slot.db.read().map_err(|_| poisoned())?;
+            let guard = slot.db.read().map_err(|_| poisoned())?;
             if let Some(db) = guard.as_ref() {
                 self.counters.hit();
-                handle.slot.referenced.store(true, Ordering::Relaxed);
+                slot.referenced.store(true, Ordering::Relaxed);
                 return db.fetch(req);
             }
         }
-        let guard = self.open_slot(&handle.key, &handle.slot, None)?;
-        guard.as_ref().map_or_else(|| Err(unknown(&handle.key)), |db| db.fetch(req))
+        let guard = self.open_slot(key, slot, None)?;
+        guard.as_ref().map_or_else(|| Err(unknown(key)), |db| db.fetch(req))
     }
 
     /// Whether the series of `handle` has a file (a handle may be taken
@@ -398,16 +405,7 @@ impl Store {
     /// Reads rows of one series, as [`Rrd::fetch`].
     pub fn fetch(&self, key: &SeriesKey, req: &FetchRequest) -> Result<Fetched> {
         let slot = self.slot(key, false)?;
-        {
-            let guard = slot.db.read().map_err(|_| poisoned())?;
-            if let Some(db) = guard.as_ref() {
-                self.counters.hit();
-                slot.referenced.store(true, Ordering::Relaxed);
-                return db.fetch(req);
-            }
-        }
-        let guard = self.open_slot(key, &slot, None)?;
-        guard.as_ref().map_or_else(|| Err(unknown(key)), |db| db.fetch(req))
+        self.fetch_slot(key, &slot, req)
     }
 
     /// Runs `f` on the open database of an existing series (opening it if
@@ -420,11 +418,7 @@ impl Store {
     /// `create_at` is its first (see `create`).
     fn with_db_at<R>(&self, key: &SeriesKey, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
         let slot = self.slot(key, create_at.is_some())?;
-        let mut guard = self.open_slot(key, &slot, create_at)?;
-        match guard.as_mut() {
-            Some(db) => Ok(f(db)),
-            None => Err(unknown(key)),
-        }
+        self.with_slot(key, &slot, create_at, f)
     }
 
     /// The last update time of `key`.

@@ -230,9 +230,11 @@ impl Index {
     /// The index of every series in `store`.
     pub fn build(store: &Store) -> Result<Index, rrdcore::Error> {
         let index = Index::default();
+        let mut text = String::new();
         for key in store.series() {
             let handle = store.handle(&key)?;
-            index.insert(key, handle);
+            canonical(&mut text, key.metric(), key.tags().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            index.insert(key, handle, &text);
         }
         Ok(index)
     }
@@ -250,15 +252,14 @@ impl Index {
         }
         let key = key()?;
         let handle = store.handle(&key).map_err(|e| e.to_string())?;
-        Ok(self.insert(key, handle))
+        Ok(self.insert(key, handle, text))
     }
 
-    fn insert(&self, key: SeriesKey, handle: SeriesHandle) -> Arc<Series> {
-        let mut text = String::new();
-        canonical(&mut text, key.metric(), key.tags().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    /// Adds a series under its canonical `text`.
+    fn insert(&self, key: SeriesKey, handle: SeriesHandle, text: &str) -> Arc<Series> {
         let mut inner = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Inserts are serialised by `inner`'s lock: check again under it.
-        if let Some(s) = self.get(&text) {
+        if let Some(s) = self.get(text) {
             return s;
         }
         let n = inner.metric_uids.len();
@@ -278,8 +279,8 @@ impl Index {
         }
         let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default() });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
-        if let Some(shard) = self.by_text.get(shard_of(&text)) {
-            shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into_boxed_str(), Arc::clone(&series));
+        if let Some(shard) = self.by_text.get(shard_of(text)) {
+            shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into(), Arc::clone(&series));
         }
         series
     }

@@ -25,13 +25,24 @@ pub fn hosts(app: &App, now_ms: u64) -> Json {
             by_host.entry(h.to_owned()).or_default().push(s);
         }
     }
+    // Tag metadata, read once: by host, and the guests each hypervisor runs.
+    let mut meta_by_host: BTreeMap<String, Vec<TagMeta>> = BTreeMap::new();
+    let mut guests: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in app.meta.tags_containing(&[]) {
+        let Some(h) = m.tags.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone()) else { continue };
+        if m.name == "hypervisor" {
+            guests.entry(m.value.clone()).or_default().push(h.clone());
+        }
+        meta_by_host.entry(h).or_default().push(m);
+    }
     let mut out = Map::new();
     for (host, series) in by_host {
         let seen = series.iter().filter_map(|s| app.last_point(s)).any(|l| fresh(&l));
         if !seen {
             continue;
         }
-        let h = Host { app, host: &host, series: &series, now_ms, meta: app.meta.tags_containing(&[("host", &host)]) };
+        let meta = meta_by_host.remove(&host).unwrap_or_default();
+        let h = Host { app, host: &host, series: &series, now_ms, meta, guests: guests.get(&host).map_or(&[], Vec::as_slice) };
         out.insert(host.clone(), h.build());
     }
     Json::Object(out)
@@ -44,6 +55,8 @@ struct Host<'a> {
     now_ms: u64,
     /// Tag metadata whose tag set holds this host.
     meta: Vec<TagMeta>,
+    /// Hosts whose `hypervisor` metadata names this host.
+    guests: &'a [String],
 }
 
 fn secs(l: &Last) -> u64 {
@@ -128,10 +141,8 @@ impl Host<'_> {
         if let Some(v) = self.meta_value("hypervisor") {
             h.insert("VM".into(), json!({"Host": v}));
         }
-        let guests: Vec<String> =
-            self.app.meta.tags_containing(&[]).into_iter().filter(|m| m.name == "hypervisor" && m.value == self.host).filter_map(|m| m.tags.into_iter().find(|(k, _)| k == "host").map(|(_, v)| v)).collect();
-        if !guests.is_empty() {
-            h.insert("Guests".into(), json!(guests));
+        if !self.guests.is_empty() {
+            h.insert("Guests".into(), json!(self.guests));
         }
         Json::Object(h)
     }

@@ -80,8 +80,9 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// `{k=v,k2=v2}`.
 pub fn tagset_text(tags: &[(String, String)]) -> String {
-    let inner: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{{{}}}", inner.join(","))
+    let mut out = String::new();
+    crate::server::index::canonical(&mut out, "", tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    out
 }
 
 fn parse_tagset(text: &str) -> Vec<(String, String)> {
