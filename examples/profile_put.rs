@@ -24,7 +24,7 @@ fn main() {
     // Round 0 creates the 10,000 series.
     for b in &bodies[0] {
         let pts: Vec<_> = parse_borrowed(b.as_bytes(), 8).unwrap().into_iter().map(Result::unwrap).collect();
-        app.ingest(&pts, false);
+        app.ingest(&pts, false).unwrap();
     }
     let (mut parse_ns, mut store_ns) = (0u128, 0u128);
     for round in &bodies[1..] {
@@ -33,7 +33,7 @@ fn main() {
             let pts: Vec<_> = parse_borrowed(b.as_bytes(), 8).unwrap().into_iter().map(Result::unwrap).collect();
             parse_ns += t.elapsed().as_nanos();
             let t = Instant::now();
-            assert!(app.ingest(&pts, false).iter().all(Result::is_ok));
+            assert!(app.ingest(&pts, false).unwrap().iter().all(Result::is_ok));
             store_ns += t.elapsed().as_nanos();
         }
     }

@@ -19,7 +19,7 @@ fn main() {
     let points: Vec<String> = (0..=576u64).map(|i| format!("{{\"metric\":\"q\",\"timestamp\":{},\"value\":{},\"tags\":{{\"host\":\"a\"}}}}", start + i * 300, i % 50)).collect();
     let body = format!("[{}]", points.join(","));
     let pts: Vec<_> = parse_borrowed(body.as_bytes(), 8).unwrap().into_iter().map(Result::unwrap).collect();
-    assert!(app.ingest(&pts, false).iter().all(Result::is_ok));
+    assert!(app.ingest(&pts, false).unwrap().iter().all(Result::is_ok));
     let params = Params::parse(Some(&format!("start={start}&end={end}&m=sum:q%7Bhost=a%7D")));
     let q = Query::from_params(&params, end * 1000).unwrap();
     let out = exec::run(&app, &q).unwrap();

@@ -32,7 +32,7 @@ fn app() -> &'static Arc<App> {
         }
         body.push_str("{\"metric\":\"if.octets\",\"timestamp\":1700000100,\"value\":1.5,\"tags\":{\"host\":\"web01\"}}]");
         let points: Vec<_> = parse(body.as_bytes(), 8).expect("seed body").into_iter().flatten().collect();
-        app.ingest(&points, false);
+        let _ = app.ingest(&points, false);
         app
     })
 }

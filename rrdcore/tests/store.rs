@@ -100,24 +100,56 @@ fn batches_store_good_points_and_report_bad_ones() {
 #[test]
 fn damaged_files_are_reported_and_the_rest_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
-    let (good, bad) = (key("m", "good"), key("m", "bad"));
+    let (good, cut, flipped, zeroed) = (key("m", "good"), key("m", "cut"), key("m", "flipped"), key("m", "zeroed"));
     {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
-        store.write(&good, Timestamp::from_secs(T0), 1.0).unwrap();
-        store.write(&bad, Timestamp::from_secs(T0), 1.0).unwrap();
+        for k in [&good, &cut, &flipped, &zeroed] {
+            store.write(k, Timestamp::from_secs(T0), 1.0).unwrap();
+        }
     }
-    let bad_path = dir.path().join("m/host=bad.rrd");
-    let len = std::fs::metadata(&bad_path).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&bad_path).unwrap().set_len(len / 2).unwrap();
+    let path = |h: &str| dir.path().join(format!("m/host={h}.rrd"));
+    let len = std::fs::metadata(path("cut")).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(path("cut")).unwrap().set_len(len / 2).unwrap();
+    let mut bytes = std::fs::read(path("flipped")).unwrap();
+    bytes[40] ^= 0x10;
+    std::fs::write(path("flipped"), &bytes).unwrap();
+    let mut bytes = std::fs::read(path("zeroed")).unwrap();
+    bytes[..4096].fill(0);
+    std::fs::write(path("zeroed"), &bytes).unwrap();
+    let good_before = std::fs::read(path("good")).unwrap();
     std::fs::write(dir.path().join("m/not a key.rrd"), b"x").unwrap();
     std::fs::write(dir.path().join("m/notes.txt"), b"ignored").unwrap();
     let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
     assert_eq!(store.scan_problems().len(), 1, "{:?}", store.scan_problems());
     assert!(store.scan_problems()[0].path.ends_with("not a key.rrd"));
-    let e = store.write(&bad, Timestamp::from_secs(T0 + 300), 2.0).unwrap_err().to_string();
-    assert!(e.contains("host=bad.rrd") && e.contains("corrupt"), "{e}");
+    // Reading a damaged series finds it missing; writing starts it afresh.
+    assert!(matches!(store.last_update(&cut), Err(rrdcore::Error::UnknownSeries { .. })));
+    for k in [&cut, &flipped, &zeroed] {
+        store.write(k, Timestamp::from_secs(T0 + 300), 2.0).unwrap();
+        assert!(store.last_update(k).unwrap().sec >= T0 + 300);
+    }
+    let mut q: Vec<String> = store.take_quarantined().iter().map(|p| format!("{} {}", p.path.display(), p.reason)).collect();
+    q.sort();
+    assert_eq!(q.len(), 3, "{q:?}");
+    for (line, h) in q.iter().zip(["cut", "flipped", "zeroed"]) {
+        assert!(line.contains(&format!("host={h}.rrd.corrupt")) && line.contains("corrupt"), "{line}");
+    }
+    assert!(store.take_quarantined().is_empty());
+    // The damaged bytes are kept aside, never overwritten.
+    let aside = |h: &str| dir.path().join(format!("m/host={h}.rrd.corrupt"));
+    assert_eq!(std::fs::metadata(aside("cut")).unwrap().len(), len / 2);
+    assert_eq!(std::fs::read(aside("flipped")).unwrap()[40], bytes_flip_check(&good_before));
+    // The good series is untouched and keeps working.
+    assert_eq!(std::fs::read(path("good")).unwrap(), good_before);
     store.write(&good, Timestamp::from_secs(T0 + 300), 2.0).unwrap();
-    assert_eq!(std::fs::metadata(&bad_path).unwrap().len(), len / 2, "a damaged file is never overwritten");
+    drop(store);
+    let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+    assert_eq!(store.series().len(), 4, "the .corrupt files are not listed as series");
+}
+
+/// Byte 40 of a freshly written file of the same schema, flipped as the test did.
+fn bytes_flip_check(fresh: &[u8]) -> u8 {
+    fresh[40] ^ 0x10
 }
 
 #[test]

@@ -188,6 +188,11 @@ pub struct Store {
     clock: Mutex<Clock>,
     counters: Counters,
     problems: Vec<ScanProblem>,
+    /// Files closed by eviction since the last [`Store::flush`]: their pages
+    /// may still be only in the page cache, so the flush fsyncs them.
+    evicted: Mutex<Vec<PathBuf>>,
+    /// Damaged databases moved aside since the last [`Store::take_quarantined`].
+    quarantined: Mutex<Vec<ScanProblem>>,
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -261,6 +266,8 @@ impl Store {
             clock: Mutex::default(),
             counters,
             problems,
+            evicted: Mutex::default(),
+            quarantined: Mutex::default(),
         })
     }
 
@@ -426,7 +433,9 @@ impl Store {
         self.with_db(key, |db| db.last_update())
     }
 
-    /// Writes every open database to disk and waits for it.
+    /// Writes every open database to disk and waits for it, and fsyncs the
+    /// files closed by eviction since the last flush: after it returns,
+    /// everything written before it is on disk.
     pub fn flush(&self) -> Result<()> {
         let entries: Vec<Arc<Slot>> = self.clock.lock().map_err(|_| poisoned())?.entries.clone();
         for slot in entries {
@@ -435,7 +444,47 @@ impl Store {
                 db.flush()?;
             }
         }
+        let evicted = std::mem::take(&mut *self.evicted.lock().map_err(|_| poisoned())?);
+        for (i, path) in evicted.iter().enumerate() {
+            let synced = File::open(path).and_then(|f| f.sync_data());
+            if let Err(e) = synced {
+                // Keep the rest for the next flush: they are not on disk yet.
+                if let Ok(mut list) = self.evicted.lock() {
+                    list.extend(evicted.iter().skip(i).cloned());
+                }
+                return Err(io_err("fsync", path)(e));
+            }
+        }
         Ok(())
+    }
+
+    /// Damaged databases found since the last call: each was moved aside to
+    /// `<file>.corrupt` when it was opened, and its series starts afresh.
+    pub fn take_quarantined(&self) -> Vec<ScanProblem> {
+        self.quarantined.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default()
+    }
+
+    /// Opens a series' file; a damaged one (bad checksum, cut short, zeroed)
+    /// is renamed to `<file>.corrupt` and reported, and `None` is returned
+    /// as if the series had no file.
+    fn open_or_quarantine(&self, path: &Path) -> Result<Option<Rrd>> {
+        match Rrd::open_in_store(path) {
+            Ok(db) => Ok(Some(db)),
+            Err(e @ (Error::Corrupt { .. } | Error::Version { .. })) => self.quarantine(path, e.to_string()),
+            Err(e) if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) => self.quarantine(path, format!("empty file ({e})")),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn quarantine(&self, path: &Path, reason: String) -> Result<Option<Rrd>> {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".corrupt");
+        let aside = PathBuf::from(aside);
+        std::fs::rename(path, &aside).map_err(io_err("rename", path))?;
+        if let Ok(mut q) = self.quarantined.lock() {
+            q.push(ScanProblem { path: aside, reason });
+        }
+        Ok(None)
     }
 
     /// The index slot of `key`, inserted when `create`.
@@ -474,8 +523,9 @@ impl Store {
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let (path, hashed) = key.path_in(&self.dir);
-        let db = if path.exists() {
-            Rrd::open_in_store(&path)?
+        let existing = if path.exists() { self.open_or_quarantine(&path)? } else { None };
+        let db = if let Some(db) = existing {
+            db
         } else if let Some(first) = create_at {
             self.create(key, &path, hashed, first)?
         } else {
@@ -530,7 +580,9 @@ impl Store {
             }
             // Never wait on a series lock while holding the clock: skip busy ones.
             if let Ok(mut db) = victim.db.try_write() {
-                *db = None;
+                if let (Some(old), Ok(mut evicted)) = (db.take(), self.evicted.lock()) {
+                    evicted.push(old.path().to_path_buf());
+                }
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 if let Some(entry) = clock.entries.get_mut(hand) {
                     *entry = Arc::clone(slot);

@@ -1,24 +1,18 @@
 //! The server's shared state: the store, the series index, the settings and
 //! the counters `/api/stats` reports; and the write path every protocol uses.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use rrdcore::{SeriesKey, Store, StoreConfig, Timestamp};
 
 use super::config::Config;
 use super::index::{Index, Series, canonical};
+use super::journal::{Durability, Journal};
+use super::writer::{Done, Item, Writers};
 use crate::opentsdb::point::{DataPoint, Value};
 use crate::opentsdb::put::PointRef;
-
-/// Counts of one batch, added to [`Counters`] once.
-#[derive(Debug, Default)]
-struct Tally {
-    duplicate: u64,
-    too_old: u64,
-    stored: u64,
-}
 
 /// A point whose series is resolved.
 #[derive(Debug, Clone)]
@@ -102,6 +96,14 @@ pub struct Counters {
     pub query_micros_total: AtomicU64,
     /// The largest query latency in microseconds.
     pub query_micros_max: AtomicU64,
+    /// Points refused because the write queue was full (503).
+    pub queue_refused: AtomicU64,
+    /// Checkpoints completed.
+    pub checkpoints: AtomicU64,
+    /// Damaged databases moved aside.
+    pub quarantined: AtomicU64,
+    /// Points applied from the journal at startup.
+    pub points_replayed: AtomicU64,
 }
 
 impl Counters {
@@ -131,6 +133,50 @@ pub struct App {
     pub hostname: String,
     /// Bosun's metadata and the series known only from `/api/index`.
     pub meta: super::bosun::meta::MetaDb,
+    /// The write-ahead journal (none with `durability = "none"`).
+    pub journal: Option<Journal>,
+    /// The writer threads.
+    pub writers: Writers,
+    /// Appending to the journal and queueing to the writers happen under
+    /// its read side; a checkpoint's rotation takes the write side, so no
+    /// batch straddles it.
+    pub(crate) gate: RwLock<()>,
+    /// Series with points held in the reorder window.
+    pub(crate) held_list: Mutex<Vec<Arc<Series>>>,
+    /// The checkpoint thread and its stop signal.
+    background: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+}
+
+/// Why a batch was not taken (the client should retry: 503).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// The write queue is full.
+    Busy,
+    /// The journal could not be written or synced (disk full, I/O error).
+    Journal(String),
+    /// A database could not be written (disk full, I/O error).
+    Storage(String),
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::Busy => f.write_str("the write queue is full; retry later"),
+            IngestError::Journal(e) => f.write_str(e),
+            IngestError::Storage(e) => write!(f, "storing points failed: {e}"),
+        }
+    }
+}
+
+impl super::journal::Journaled for &Series {
+    fn journal_slot(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.journal
+    }
+    fn text(&self) -> String {
+        let mut out = String::new();
+        canonical(&mut out, self.key.metric(), self.key.tags().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        out
+    }
 }
 
 /// The milliseconds timestamp as a store time.
@@ -158,7 +204,71 @@ impl App {
             }
         }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
-        Ok(Arc::new(App { store, index, config, counters: Counters::default(), started: Instant::now(), hostname, meta }))
+        let counters = Counters::default();
+        let last_seq = super::recovery::replay(&store, &index, &counters)?;
+        let journal = match config.durability {
+            Durability::None => None,
+            policy => Some(
+                Journal::create(&config.data_dir, last_seq, policy, Duration::from_millis(config.sync_interval_ms))
+                    .map_err(|e| rrdcore::Error::Io { op: "create journal segment", path: config.data_dir.join(super::journal::DIR), source: e })?,
+            ),
+        };
+        let writers = Writers::new(config.max_queued_points);
+        let threads = config.writers();
+        let app = Arc::new(App {
+            store,
+            index,
+            config,
+            counters,
+            started: Instant::now(),
+            hostname,
+            meta,
+            journal,
+            writers,
+            gate: RwLock::new(()),
+            held_list: Mutex::default(),
+            background: Mutex::default(),
+        });
+        let io = |e: std::io::Error| rrdcore::Error::Io { op: "start thread", path: app.config.data_dir.clone(), source: e };
+        app.writers.start(&app, threads).map_err(io)?;
+        let bg = super::checkpoint::start(&app).map_err(io)?;
+        *app.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bg);
+        Ok(app)
+    }
+
+    /// Milliseconds since the server started (the reorder window's clock).
+    pub fn clock_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Stops the background work after the connections ended: the last
+    /// checkpoint (held points applied, databases on disk, journal emptied),
+    /// then the writer threads.
+    pub fn close(&self) -> Result<(), String> {
+        let bg = self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some((stop, thread)) = bg {
+            drop(stop);
+            let _ = thread.join();
+        }
+        let result = super::checkpoint::checkpoint(self);
+        self.writers.stop();
+        if let Some(j) = &self.journal {
+            j.close();
+        }
+        result
+    }
+
+    /// Applies a series' held points, so a read sees every accepted point.
+    pub fn settle(&self, series: &Series) {
+        let mut mem = series.memory();
+        if mem.held.is_empty() {
+            return;
+        }
+        let mut tally = super::writer::Tally::default();
+        if let Err(e) = super::writer::release(self, series, &mut mem, true, &mut tally, &mut |_, _| {}) {
+            tracing::error!(series = %series.key, error = %e, "applying held points before a read failed");
+        }
+        self.counters.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
     }
 
     /// The series of a point, created in the index on first sight. `buf`
@@ -198,7 +308,7 @@ impl App {
     /// Stores valid points; the result per point is `Ok` or the error text.
     /// Denormalized copies are acknowledged without being stored. See
     /// [`App::ingest_resolved`].
-    pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Vec<Result<(), String>> {
+    pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
         let mut resolved = Vec::with_capacity(points.len());
@@ -217,112 +327,83 @@ impl App {
                 Err(e) => results[i] = Err(e),
             }
         }
-        self.counters.points_denormalized.fetch_add(copies, Ordering::Relaxed);
         let failed = (points.len() - resolved.len()) as u64 - copies;
         self.counters.points_received.fetch_add(failed, Ordering::Relaxed);
         self.counters.points_rejected.fetch_add(failed, Ordering::Relaxed);
-        for (r, i) in self.ingest_resolved(&resolved, sync).into_iter().zip(at) {
+        for (r, i) in self.ingest_resolved(&resolved, sync)?.into_iter().zip(at) {
             results[i] = r;
         }
-        results
+        self.counters.points_denormalized.fetch_add(copies, Ordering::Relaxed);
+        Ok(results)
     }
 
     /// Stores points whose series are known; the result per point is `Ok`
-    /// or the error text. Points are applied per series in time order (a
-    /// batch may list them in any order). A point not after its series'
-    /// last update is refused, unless it is one of the series' recently
-    /// stored points with the same value: collectors resend whole batches
-    /// after any failure, and a resent point is reported as stored. With
-    /// `sync`, the touched databases are written to disk before returning.
-    pub fn ingest_resolved(&self, points: &[Resolved], sync: bool) -> Vec<Result<(), String>> {
-        let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
-        let mut order: Vec<usize> = (0..points.len()).collect();
-        order.sort_by_key(|i| (Arc::as_ptr(&points[*i].series) as usize, points[*i].timestamp_ms, *i));
-        let mut run_start = 0;
-        // Counted here and added once per batch: shared counters bumped per
-        // point would bounce their cache line between the writing threads.
-        let mut tally = Tally::default();
-        let mut accepted = Vec::new();
-        while let Some(first) = order.get(run_start) {
-            let series = &points[*first].series;
-            let run = order[run_start..].iter().take_while(|i| Arc::ptr_eq(&points[**i].series, series)).count();
-            self.apply_run(series, &order[run_start..run_start + run], points, &mut results, sync, &mut tally, &mut accepted);
-            run_start += run;
+    /// or the error text. The batch is appended to the journal, then the
+    /// writer threads take it (see [`super::writer`]); the answer comes
+    /// when they have, and, under `durability = "sync"` or with `sync`,
+    /// when the journal is on disk. A point not after its series' last
+    /// update is refused, unless it is a resend of one stored or held.
+    /// An `Err` means nothing needs to be assumed stored: retry the batch.
+    pub fn ingest_resolved(&self, points: &[Resolved], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
+        if points.is_empty() {
+            return Ok(Vec::new());
         }
-        self.counters.points_duplicate.fetch_add(tally.duplicate, Ordering::Relaxed);
-        self.counters.points_too_old.fetch_add(tally.too_old, Ordering::Relaxed);
-        self.counters.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
+        let n = points.len();
+        if !self.writers.reserve(n) {
+            self.counters.queue_refused.fetch_add(n as u64, Ordering::Relaxed);
+            return Err(IngestError::Busy);
+        }
+        let shards = self.writers.shards();
+        let mut parts: Vec<Vec<Item>> = (0..shards).map(|_| Vec::new()).collect();
+        for (i, p) in points.iter().enumerate() {
+            if let Some(part) = parts.get_mut(Writers::shard_of(&p.series, shards)) {
+                let index = u32::try_from(i).unwrap_or(u32::MAX);
+                part.push(Item { series: Arc::clone(&p.series), ms: p.timestamp_ms, value: p.value.as_f64(), index });
+            }
+        }
+        let done = Done::new(n, parts.iter().filter(|p| !p.is_empty()).count());
+        let position = {
+            let _gate = self.gate.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let position = match &self.journal {
+                Some(j) => match j.append(points.iter().map(|p| (&*p.series, p.timestamp_ms, p.value.as_f64()))) {
+                    Ok(pos) => Some(pos),
+                    Err(e) => {
+                        self.writers.unreserve(n as u64);
+                        return Err(IngestError::Journal(e.0));
+                    }
+                },
+                None => None,
+            };
+            for (i, items) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+                if !self.writers.send(i, super::writer::Job::Points { items, done: Arc::clone(&done) }) {
+                    return Err(IngestError::Storage("the server is stopping".into()));
+                }
+            }
+            position
+        };
+        if let (Some(j), Some(pos)) = (&self.journal, position)
+            && (sync || j.policy() == Durability::Sync)
+        {
+            j.wait_synced(pos).map_err(|e| IngestError::Journal(e.0))?;
+        }
+        let (results, failure) = done.wait();
+        if let Some(f) = failure {
+            return Err(IngestError::Storage(f));
+        }
         let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
-        self.counters.points_received.fetch_add(points.len() as u64, Ordering::Relaxed);
-        self.counters.points_rejected.fetch_add(points.len() as u64 - stored, Ordering::Relaxed);
-        results
+        self.counters.points_received.fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.points_rejected.fetch_add(n as u64 - stored, Ordering::Relaxed);
+        Ok(results)
     }
 
-    /// Applies one series' points (sorted by time). `accepted` is scratch space.
-    #[expect(clippy::too_many_arguments, reason = "the batch's shared state, passed down to avoid per-run allocations")]
-    fn apply_run(
-        &self,
-        series: &Series,
-        run: &[usize],
-        points: &[Resolved],
-        results: &mut [Result<(), String>],
-        sync: bool,
-        tally: &mut Tally,
-        accepted: &mut Vec<(usize, Timestamp, f64)>,
-    ) {
-        let Some(first) = run.first() else { return };
-        let create_at = store_time(points[*first].timestamp_ms);
-        let outcome = self.store.with_handle(&series.handle, Some(create_at), |db| {
-            let last = db.last_update();
-            accepted.clear();
-            let (mut dup, mut old) = (0u64, 0u64);
-            for (k, i) in run.iter().enumerate() {
-                let p = &points[*i];
-                let t = store_time(p.timestamp_ms);
-                let v = p.value.as_f64();
-                // Of several points at one time in a batch, the last sent wins.
-                let superseded = run.get(k + 1).is_some_and(|j| points[*j].timestamp_ms == p.timestamp_ms);
-                if superseded || (t <= last && series.stored_recently(p.timestamp_ms, v)) {
-                    dup += 1;
-                } else if t <= last {
-                    old += 1;
-                    results[*i] = Err(format!(
-                        "point at {} is not after the series' last update {} (round-robin series only move forward)",
-                        show_time(t),
-                        show_time(last)
-                    ));
-                } else {
-                    accepted.push((*i, t, v));
-                }
-            }
-            let applied = db.update_points(accepted.iter().map(|(_, t, v)| (*t, *v)), |k, e| {
-                if let Some((i, _, _)) = accepted.get(k) {
-                    results[*i] = Err(e.to_string());
-                }
-            });
-            for (i, _, v) in accepted.iter().filter(|(i, _, _)| results[*i].is_ok()) {
-                series.stored(points[*i].timestamp_ms, *v);
-            }
-            if sync && applied > 0 {
-                db.flush()?;
-            }
-            tally.duplicate += dup;
-            tally.too_old += old;
-            tally.stored += applied as u64;
-            Ok::<(), rrdcore::Error>(())
-        });
-        if let Err(e) = outcome.and_then(|r| r) {
-            let msg = e.to_string();
-            tracing::error!(series = %series.key, error = %msg, "storing points failed");
-            for i in run {
-                if results[*i].is_ok() {
-                    results[*i] = Err(msg.clone());
-                }
+    /// [`App::ingest_resolved`] that waits for room in the write queue
+    /// instead of refusing (telnet: its reads pause meanwhile).
+    pub fn ingest_waiting(&self, points: &[Resolved]) -> Result<Vec<Result<(), String>>, IngestError> {
+        loop {
+            match self.ingest_resolved(points, false) {
+                Err(IngestError::Busy) => self.writers.wait_room(),
+                other => return other,
             }
         }
     }
-}
-
-fn show_time(t: Timestamp) -> String {
-    if t.usec == 0 { t.sec.to_string() } else { format!("{}.{:03}", t.sec, t.usec / 1000) }
 }

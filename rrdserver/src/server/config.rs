@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use rrdcore::{Pattern, Schema, SchemaRules};
 
+use super::journal::Durability;
+
 /// Everything `rrdserver serve` can be told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -34,6 +36,23 @@ pub struct Config {
     /// tsdbrelay's `-denormalize` rules (`metric__tagk,...`); default
     /// Opserver's set. Empty turns the `__<host>.<metric>` names off.
     pub denormalize: crate::server::bosun::denorm::Rules,
+    /// When a put is answered: `sync` (default) after the journal is on
+    /// disk, `interval` after it is written (synced every
+    /// `sync_interval_ms`), `none` without a journal.
+    pub durability: Durability,
+    /// How often the journal is synced under `interval`. Default 1000.
+    pub sync_interval_ms: u64,
+    /// How often databases are made durable and the journal emptied. Default 60,000.
+    pub checkpoint_interval_ms: u64,
+    /// A journal segment this big brings the checkpoint forward. Default 256 MiB.
+    pub checkpoint_journal_bytes: u64,
+    /// Points queued for the writers before puts get 503. Default 1,000,000.
+    pub max_queued_points: usize,
+    /// How long accepted points wait so that late ones are stored in order.
+    /// Default 10,000; 0 applies points at once.
+    pub reorder_window_ms: u64,
+    /// Writer threads; 0 (default) means one per core.
+    pub writer_threads: usize,
 }
 
 impl Default for Config {
@@ -49,6 +68,13 @@ impl Default for Config {
             log: "info".into(),
             rules: SchemaRules::new(),
             denormalize: crate::server::bosun::denorm::Rules::parse(crate::server::bosun::denorm::OPSERVER_RULES).unwrap_or_default(),
+            durability: Durability::Sync,
+            sync_interval_ms: 1000,
+            checkpoint_interval_ms: 60_000,
+            checkpoint_journal_bytes: 256 << 20,
+            max_queued_points: 1_000_000,
+            reorder_window_ms: 10_000,
+            writer_threads: 0,
         }
     }
 }
@@ -92,6 +118,15 @@ impl Config {
                 "log" => c.log = string(key, value)?.to_owned(),
                 "schema" => c.rules = rules(value)?,
                 "denormalize" => c.denormalize = crate::server::bosun::denorm::Rules::parse(string(key, value)?).map_err(|e| bad(key, e))?,
+                "durability" => {
+                    c.durability = Durability::parse(string(key, value)?).ok_or_else(|| bad(key, format!("expected \"sync\", \"interval\" or \"none\", got {value}")))?;
+                }
+                "sync_interval_ms" => c.sync_interval_ms = positive(key, value)? as u64,
+                "checkpoint_interval_ms" => c.checkpoint_interval_ms = positive(key, value)? as u64,
+                "checkpoint_journal_bytes" => c.checkpoint_journal_bytes = positive(key, value)? as u64,
+                "max_queued_points" => c.max_queued_points = positive(key, value)?,
+                "reorder_window_ms" => c.reorder_window_ms = non_negative(key, value)? as u64,
+                "writer_threads" => c.writer_threads = non_negative(key, value)?,
                 other => return Err(ConfigError(format!("unknown config key `{other}`"))),
             }
         }
@@ -108,6 +143,20 @@ fn positive(key: &str, v: &toml::Value) -> Result<usize, ConfigError> {
         .and_then(|i| usize::try_from(i).ok())
         .filter(|n| *n > 0)
         .ok_or_else(|| bad(key, format!("expected a positive integer, got {v}")))
+}
+
+fn non_negative(key: &str, v: &toml::Value) -> Result<usize, ConfigError> {
+    v.as_integer().and_then(|i| usize::try_from(i).ok()).ok_or_else(|| bad(key, format!("expected an integer of 0 or more, got {v}")))
+}
+
+impl Config {
+    /// Writer threads to start: `writer_threads`, or one per core.
+    pub fn writers(&self) -> usize {
+        if self.writer_threads > 0 {
+            return self.writer_threads;
+        }
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+    }
 }
 
 /// `[[schema]]` entries: `metric = "glob"`, `create = "--step 60 DS:... RRA:..."`.
@@ -159,6 +208,10 @@ mod tests {
         assert!(Config::from_toml("listen = ").unwrap_err().0.starts_with("not valid TOML"));
         assert!(Config::from_toml("denormalize = \"os.cpu\"").unwrap_err().0.starts_with("config key `denormalize`"));
         assert!(Config::from_toml("denormalize = \"\"").unwrap().denormalize.rules().is_empty());
+        assert!(Config::from_toml("durability = \"fast\"").unwrap_err().0.starts_with("config key `durability`"));
+        assert!(Config::from_toml("reorder_window_ms = -1").unwrap_err().0.starts_with("config key `reorder_window_ms`"));
+        let c = Config::from_toml("durability = \"interval\"\nreorder_window_ms = 0\nwriter_threads = 3").unwrap();
+        assert_eq!((c.durability, c.reorder_window_ms, c.writers()), (Durability::Interval, 0, 3));
     }
 
     #[test]

@@ -240,8 +240,13 @@ pub fn empty(status: StatusCode) -> Resp {
 }
 
 /// The envelope answer for `e`.
+/// A 503 carries `Retry-After: 1`: collectors retry the same batch.
 pub fn error_response(e: &ApiError) -> Resp {
-    json_response(e.status, &e.body(), false)
+    let mut resp = json_response(e.status, &e.body(), false);
+    if e.status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+    }
+    resp
 }
 
 #[cfg(test)]

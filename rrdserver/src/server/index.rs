@@ -21,19 +21,58 @@ pub struct Series {
     /// The OpenTSDB-style series ID: uppercase hex of the metric UID then
     /// the tag key/value UID pairs in tag key UID order.
     pub tsuid: String,
-    /// What the server remembers of the series' latest points (one lock).
+    /// What the server remembers of the series' latest points. Held while
+    /// the series' points are accepted and applied: it orders writes to
+    /// the series (lock order: this, then the database's lock).
     memory: std::sync::Mutex<Memory>,
+    /// The series' id in the journal's current segment.
+    pub journal: std::sync::atomic::AtomicU64,
 }
 
 /// The latest points of a series, in memory.
 #[derive(Debug, Default)]
-struct Memory {
+pub(crate) struct Memory {
     /// The last points stored, as (ms, value bits): a point resent by a
     /// collector is recognised as already stored.
     recent: Recent,
     /// The last point and the per-second rate between the last two (what
     /// Bosun keeps per series), when known since the start.
     last: Last,
+    /// Accepted points not yet applied (the reorder window), by time.
+    pub(crate) held: Vec<Held>,
+    /// The database's last update, once read.
+    pub(crate) applied: Option<rrdcore::Timestamp>,
+    /// Whether the series is on the list of series with held points.
+    pub(crate) listed: bool,
+}
+
+/// An accepted point waiting in the reorder window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Held {
+    /// Its time, milliseconds.
+    pub(crate) ms: u64,
+    /// Its value.
+    pub(crate) value: f64,
+    /// When it arrived, milliseconds since the server started.
+    pub(crate) arrived: u64,
+}
+
+impl Memory {
+    /// Whether (ms, value) is one of the recently stored points.
+    pub(crate) fn stored_recently(&self, ms: u64, value: f64) -> bool {
+        self.recent.points.iter().take(self.recent.len).any(|(t, v)| *t == ms && *v == value.to_bits())
+    }
+
+    /// A point applied to the database.
+    pub(crate) fn stored(&mut self, ms: u64, value: f64) {
+        self.recent.push(ms, value);
+        observe(&mut self.last, ms, value);
+    }
+
+    /// A point accepted (held or applied): taken into the last-value table.
+    pub(crate) fn observe(&mut self, ms: u64, value: f64) {
+        observe(&mut self.last, ms, value);
+    }
 }
 
 /// A series' last point, as Bosun keeps it.
@@ -63,9 +102,14 @@ struct Recent {
 pub const RECENT: usize = 8;
 
 impl Series {
+    /// Locks what the server remembers of the series (see `memory`).
+    pub(crate) fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Whether (ms, value) is one of the recently stored points.
     pub fn stored_recently(&self, ms: u64, value: f64) -> bool {
-        self.memory.lock().is_ok_and(|m| m.recent.points.iter().take(m.recent.len).any(|(t, v)| *t == ms && *v == value.to_bits()))
+        self.memory().stored_recently(ms, value)
     }
 
     /// Takes a point into the last-value table: only a newer point counts;
@@ -78,10 +122,7 @@ impl Series {
 
     /// A stored point: remembered for resends and taken into the last-value table.
     pub fn stored(&self, time_ms: u64, value: f64) {
-        if let Ok(mut m) = self.memory.lock() {
-            m.recent.push(time_ms, value);
-            observe(&mut m.last, time_ms, value);
-        }
+        self.memory().stored(time_ms, value);
     }
 
     /// The last point, if one was seen since the start.
@@ -277,7 +318,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default() });
+        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0) });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         if let Some(shard) = self.by_text.get(shard_of(text)) {
             shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into(), Arc::clone(&series));

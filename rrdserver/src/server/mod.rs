@@ -7,18 +7,25 @@
 //!   §0.1): a capital letter starts HTTP/1.x (served by hyper), anything
 //!   else the telnet line protocol.
 //! * Storage work runs on tokio's blocking threads, never on the async ones.
+//! * Writes go through the journal to writer threads ([`writer`]); a
+//!   checkpoint thread makes databases durable and empties the journal
+//!   ([`checkpoint`]); startup replays what a crash left ([`recovery`]).
 //! * On shutdown: stop accepting, let open connections finish what they
-//!   are doing (HTTP gracefully; telnet stores its pending lines), then
-//!   write every open database to disk.
+//!   are doing (HTTP gracefully; telnet stores its pending lines), then a
+//!   last checkpoint ([`App::close`]).
 
 pub mod api;
 pub mod app;
 pub mod bosun;
+pub mod checkpoint;
 pub mod config;
 pub mod http;
 pub mod index;
+pub mod journal;
 pub mod query;
+pub mod recovery;
 pub mod telnet;
+pub mod writer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -83,8 +90,8 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
         tracing::warn!("some connections did not finish in time");
     }
     let app2 = Arc::clone(&app);
-    tokio::task::spawn_blocking(move || app2.store.flush()).await.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
-    tracing::info!("stopped; every database written to disk");
+    tokio::task::spawn_blocking(move || app2.close()).await.map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
+    tracing::info!("stopped; every database written to disk and the journal emptied");
     Ok(())
 }
 

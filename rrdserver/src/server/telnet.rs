@@ -133,12 +133,17 @@ async fn store(app: &Arc<App>, batch: &mut Vec<Resolved>, tx: &mpsc::Sender<Stri
     let points = std::mem::take(batch);
     let app2 = Arc::clone(app);
     let done = super::off_async(move || {
-        let results = app2.ingest_resolved(&points, false);
+        let results = app2.ingest_waiting(&points);
         (points, results)
     })
     .await;
     match done {
-        Ok((mut points, results)) => {
+        Ok((mut points, Err(e))) => {
+            reply(tx, format!("put: HBase error: {e}\n"));
+            points.clear();
+            *batch = points;
+        }
+        Ok((mut points, Ok(results))) => {
             for r in results {
                 if let Err(e) = r {
                     reply(tx, format!("put: illegal argument: {e}\n"));

@@ -68,7 +68,7 @@ fn store(app: &App, body: &[u8], sync: bool) -> Result<(usize, Vec<(Json, String
     let invalid = errors.len() as u64;
     app.counters.points_received.fetch_add(invalid, std::sync::atomic::Ordering::Relaxed);
     app.counters.points_rejected.fetch_add(invalid, std::sync::atomic::Ordering::Relaxed);
-    let results = app.ingest(&good, sync);
+    let results = app.ingest(&good, sync).map_err(|e| unavailable(&e))?;
     let mut success = 0;
     for (dp, r) in good.iter().zip(results) {
         match r {
@@ -80,6 +80,12 @@ fn store(app: &App, body: &[u8], sync: bool) -> Result<(usize, Vec<(Json, String
         tracing::debug!(failed = errors.len(), success, "put with errors");
     }
     Ok((success, errors))
+}
+
+/// 503 (with Retry-After) for a batch that was not taken: nothing of it
+/// needs to be assumed stored, and collectors send it again.
+pub(crate) fn unavailable(e: &crate::server::app::IngestError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Unable to store the data points now; retry").with_details(e.to_string())
 }
 
 /// A stored point as the `errors[].datapoint` of a details answer.

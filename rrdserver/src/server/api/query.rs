@@ -103,7 +103,11 @@ fn last_points(app: &App, queries: &[LastQuery], resolve: bool, back_scan_h: u64
             LastQuery::Metric(m, tags) => app.index.series_of(m).into_iter().filter(|s| tags.iter().all(|(k, v)| s.tag(k) == Some(v.as_str()))).collect(),
         };
         for s in series {
-            if !seen.insert(s.tsuid.clone()) || !app.store.exists(&s.handle) {
+            if !seen.insert(s.tsuid.clone()) {
+                continue;
+            }
+            app.settle(&s);
+            if !app.store.exists(&s.handle) {
                 continue;
             }
             let Ok((t, text)) = app.store.with_handle(&s.handle, None, |db| {

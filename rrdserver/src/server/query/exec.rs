@@ -259,6 +259,7 @@ fn read_series(app: &App, s: &Series, from: u64, to: u64, ds: Option<&Downsample
         Some("min" | "mimmin") => &[Cf::Min, Cf::Average, Cf::Last, Cf::Max],
         _ => &[Cf::Average, Cf::Last, Cf::Max, Cf::Min],
     };
+    app.settle(s);
     let fetched = cfs.iter().find_map(|cf| app.store.fetch_from(&s.handle, &FetchRequest::new(*cf, first_sec - 1, last_sec)).ok());
     let Some(f) = fetched else { return (Vec::new(), 0) };
     let step_ms = f.step.saturating_mul(1000);

@@ -1,0 +1,364 @@
+//! The write-ahead journal: every accepted point is appended here before
+//! it is applied to its database, so a crash loses nothing acknowledged.
+//!
+//! * Segments `DATA/journal/<seq>.wal` ([`format`] has the byte map; the
+//!   design and its version history are in `docs/journal.md`).
+//! * [`Journal::append`] writes one batch (under one lock, so batches never
+//!   interleave) and returns its end position; [`Journal::wait_synced`]
+//!   waits until a sync thread has `fdatasync`ed past it. Concurrent writers
+//!   share each sync (group commit). Under [`Durability::Interval`] the
+//!   thread syncs every interval instead, or at once for a waiter.
+//! * [`Journal::rotate`] starts a new segment; a checkpoint rotates, makes
+//!   the databases durable, then [`Journal::remove_before`] deletes the
+//!   segments whose points are all in the databases.
+//! * A failed write (disk full) is cut off again, so the segment stays
+//!   readable, and reported to the caller.
+
+pub mod format;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use format::BlockWriter;
+
+/// Directory of the journal inside the data directory.
+pub const DIR: &str = "journal";
+/// Extension of segment files.
+pub const EXTENSION: &str = "wal";
+
+/// When a put's points count as safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The put is answered after the journal is on disk (`fdatasync`).
+    Sync,
+    /// The journal is synced every `sync_interval_ms`; a put is answered
+    /// once written (a machine crash may lose that interval; a process
+    /// crash loses nothing). `?sync` on a put waits for the sync.
+    Interval,
+    /// No journal: databases reach the disk at checkpoints.
+    None,
+}
+
+impl Durability {
+    /// Parses `sync`, `interval` or `none`.
+    pub fn parse(s: &str) -> Option<Durability> {
+        match s {
+            "sync" => Some(Durability::Sync),
+            "interval" => Some(Durability::Interval),
+            "none" => Some(Durability::None),
+            _ => None,
+        }
+    }
+}
+
+/// A series as the journal sees it.
+pub trait Journaled {
+    /// Where the journal keeps the series' id in the current segment:
+    /// `(generation << 32) | (id + 1)`, 0 when never written.
+    fn journal_slot(&self) -> &AtomicU64;
+    /// The series' canonical text, written once per segment.
+    fn text(&self) -> String;
+}
+
+/// The appending side, under one lock.
+#[derive(Debug)]
+struct Writer {
+    file: File,
+    seq: u64,
+    /// Bytes in the current segment.
+    len: u64,
+    /// Bytes of the segments before this one (positions are global).
+    base: u64,
+    next_id: u64,
+    /// Changes at each rotation and after a failed write, so that ids whose
+    /// DEFINE is not (or may not be) in the current segment are not used.
+    generation: u64,
+    blocks: BlockWriter,
+}
+
+/// What the sync thread and waiters share.
+#[derive(Debug)]
+struct SyncState {
+    /// The file to sync (a clone of the writer's).
+    file: Arc<File>,
+    written: u64,
+    synced: u64,
+    waiters: usize,
+    /// The last failed sync: (position it was to reach, reason).
+    failed: Option<(u64, String)>,
+    stop: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    sync: Mutex<SyncState>,
+    cv: Condvar,
+    policy: Durability,
+    interval: Duration,
+}
+
+/// The journal of one data directory.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    shared: Arc<Shared>,
+    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set after a write failed until a write succeeds (for stats and logs).
+    failing: AtomicBool,
+}
+
+/// A journal problem (disk full, I/O error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalError(pub String);
+
+impl std::fmt::Display for JournalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The segment files in `dir` by sequence, oldest first.
+pub fn segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
+            continue;
+        }
+        if let Some(seq) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| u64::from_str_radix(s, 16).ok()) {
+            out.push((seq, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.{EXTENSION}"))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates segment `seq` with its header, durably.
+fn new_segment(dir: &Path, seq: u64) -> std::io::Result<File> {
+    let path = segment_path(dir, seq);
+    let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+    let written = file.write_all(&format::segment_header(seq)).and_then(|()| file.sync_data()).and_then(|()| sync_dir(dir));
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+impl Journal {
+    /// Starts a new segment after `last_seq` in `data_dir/journal` and the
+    /// sync thread. Replay the old segments first (see `replay`).
+    pub fn create(data_dir: &Path, last_seq: u64, policy: Durability, interval: Duration) -> std::io::Result<Journal> {
+        let dir = data_dir.join(DIR);
+        std::fs::create_dir_all(&dir)?;
+        let seq = last_seq + 1;
+        let file = new_segment(&dir, seq)?;
+        let len = format::SEGMENT_HEADER as u64;
+        let shared = Arc::new(Shared {
+            sync: Mutex::new(SyncState { file: Arc::new(file.try_clone()?), written: len, synced: len, waiters: 0, failed: None, stop: false }),
+            cv: Condvar::new(),
+            policy,
+            interval,
+        });
+        let writer = Writer { file, seq, len, base: 0, next_id: 0, generation: 1, blocks: BlockWriter::default() };
+        let thread_shared = Arc::clone(&shared);
+        let syncer = std::thread::Builder::new().name("journal-sync".into()).spawn(move || sync_loop(&thread_shared))?;
+        Ok(Journal { dir, writer: Mutex::new(writer), shared, syncer: Mutex::new(Some(syncer)), failing: AtomicBool::new(false) })
+    }
+
+    /// The journal directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The durability policy.
+    pub fn policy(&self) -> Durability {
+        self.shared.policy
+    }
+
+    /// Bytes in the current segment.
+    pub fn segment_len(&self) -> u64 {
+        lock(&self.writer).len
+    }
+
+    /// Whether the last write failed.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Appends the points of one batch as `(series, ms, value)`; returns
+    /// the position [`Journal::wait_synced`] takes. On an error nothing of
+    /// the batch is in the journal.
+    pub fn append<S: Journaled>(&self, points: impl Iterator<Item = (S, u64, f64)>) -> Result<u64, JournalError> {
+        let mut w = lock(&self.writer);
+        let w = &mut *w;
+        w.blocks.clear();
+        let seg = w.generation << 32;
+        for (series, ms, value) in points {
+            let slot = series.journal_slot();
+            let tag = slot.load(Ordering::Relaxed);
+            let id = if tag != 0 && tag & !0xffff_ffff == seg {
+                (tag & 0xffff_ffff) - 1
+            } else {
+                let id = w.next_id;
+                w.next_id += 1;
+                w.blocks.define(id, &series.text());
+                slot.store(seg | (id + 1), Ordering::Relaxed);
+                id
+            };
+            w.blocks.point(id, ms, value);
+        }
+        w.blocks.seal();
+        if let Err(e) = w.file.write_all(w.blocks.bytes()) {
+            // Cut off whatever part was written, so the segment stays readable.
+            let _ = w.file.set_len(w.len);
+            self.failing.store(true, Ordering::Relaxed);
+            // Ids defined in the lost bytes must be defined again.
+            w.generation += 1;
+            return Err(JournalError(format!("journal write failed: {e}")));
+        }
+        self.failing.store(false, Ordering::Relaxed);
+        w.len += w.blocks.bytes().len() as u64;
+        let end = w.base + w.len;
+        let mut s = lock(&self.shared.sync);
+        s.written = s.written.max(end);
+        if self.shared.policy == Durability::Sync {
+            self.shared.cv.notify_all();
+        }
+        Ok(end)
+    }
+
+    /// Waits until the journal is on disk up to `pos`.
+    pub fn wait_synced(&self, pos: u64) -> Result<(), JournalError> {
+        let mut s = lock(&self.shared.sync);
+        s.waiters += 1;
+        self.shared.cv.notify_all();
+        let out = loop {
+            if s.synced >= pos {
+                break Ok(());
+            }
+            if let Some((target, why)) = &s.failed
+                && *target >= pos
+            {
+                break Err(JournalError(format!("journal sync failed: {why}")));
+            }
+            if s.stop {
+                break Err(JournalError("the journal is closed".into()));
+            }
+            s = self.shared.cv.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+        };
+        s.waiters -= 1;
+        out
+    }
+
+    /// Starts a new segment (the old one synced first); returns its number.
+    /// Points appended before the call are in older segments.
+    pub fn rotate(&self) -> std::io::Result<u64> {
+        let mut w = lock(&self.writer);
+        w.file.sync_data()?;
+        let file = new_segment(&self.dir, w.seq + 1)?;
+        let clone = Arc::new(file.try_clone()?);
+        w.base += w.len;
+        w.len = format::SEGMENT_HEADER as u64;
+        w.seq += 1;
+        w.next_id = 0;
+        w.generation += 1;
+        w.file = file;
+        let end = w.base + w.len;
+        let mut s = lock(&self.shared.sync);
+        s.file = clone;
+        s.written = end;
+        s.synced = end;
+        self.shared.cv.notify_all();
+        Ok(w.seq)
+    }
+
+    /// Deletes the segments numbered below `seq`.
+    pub fn remove_before(&self, seq: u64) -> std::io::Result<()> {
+        for (s, path) in segments(&self.dir)? {
+            if s < seq {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Syncs what is written and stops the sync thread.
+    pub fn close(&self) {
+        let w = lock(&self.writer);
+        let _ = w.file.sync_data();
+        drop(w);
+        lock(&self.shared.sync).stop = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = lock(&self.syncer).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The sync thread: syncs when a waiter asks (or, under `Sync`, whenever
+/// something is written), else every interval.
+fn sync_loop(shared: &Shared) {
+    let mut last = Instant::now();
+    let mut s = lock(&shared.sync);
+    loop {
+        if s.stop {
+            return;
+        }
+        let due = s.written > s.synced && (shared.policy == Durability::Sync || s.waiters > 0 || last.elapsed() >= shared.interval);
+        if !due {
+            let wait = shared.interval.saturating_sub(last.elapsed()).max(Duration::from_millis(1));
+            s = shared.cv.wait_timeout(s, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            continue;
+        }
+        let (file, target) = (Arc::clone(&s.file), s.written);
+        drop(s);
+        let result = file.sync_data();
+        last = Instant::now();
+        s = lock(&shared.sync);
+        match result {
+            Ok(()) => {
+                s.synced = s.synced.max(target);
+                s.failed = None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal fdatasync failed");
+                s.failed = Some((target, e.to_string()));
+                // Do not spin on a failing disk.
+                drop(s);
+                std::thread::sleep(Duration::from_millis(50));
+                s = lock(&shared.sync);
+            }
+        }
+        shared.cv.notify_all();
+    }
+}
