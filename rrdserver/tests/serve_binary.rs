@@ -5,47 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rrdserver");
+use common::{BIN, serve_binary, stop_binary as stop};
+
 const B: u64 = 1_700_000_100;
 
-/// Starts `rrdserver serve` on port 0; the child and the address it reports.
-fn serve(dir: &std::path::Path) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server said it was ready").unwrap();
-        if let Some(rest) = line.split("listen=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-fn stop(mut child: Child, signal: &str) {
-    let started = Instant::now();
-    assert!(Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap().success());
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no clean stop within 10 s of SIG{signal}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "exit status after SIG{signal}: {status}");
+fn serve(dir: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
+    serve_binary(dir, &[])
 }
 
 #[test]

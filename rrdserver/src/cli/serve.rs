@@ -25,6 +25,7 @@ pub fn serve(listen: Option<SocketAddr>, data_dir: Option<PathBuf>, config: Opti
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        catch_file_size_signal();
         let app = tokio::task::spawn_blocking({
             let c = c.clone();
             move || App::open(c)
@@ -38,6 +39,22 @@ pub fn serve(listen: Option<SocketAddr>, data_dir: Option<PathBuf>, config: Opti
         run(listener, app, stop_signal()).await?;
         Ok(())
     })
+}
+
+/// A file size limit (`ulimit -f`, RLIMIT_FSIZE) raises SIGXFSZ, which
+/// kills a process by default. Caught, the write fails with EFBIG instead,
+/// and the server answers 503 as for a full disk.
+fn catch_file_size_signal() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+            Ok(mut s) => {
+                tokio::spawn(async move { while s.recv().await.is_some() {} });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot catch SIGXFSZ"),
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

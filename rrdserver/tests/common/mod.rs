@@ -8,9 +8,72 @@ use std::time::Duration;
 
 use rrdserver::server::{App, Config, run};
 
+/// The `rrdserver` binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_rrdserver");
+
+/// Starts `rrdserver serve` on port 0 with `extra` arguments; the child and
+/// the address it reports. Its log is drained on a thread.
+pub fn serve_binary(dir: &Path, extra: &[&str]) -> (std::process::Child, SocketAddr) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server said it was ready").unwrap();
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe
+    // (RRD_TEST_LOG=1 shows it).
+    let show = std::env::var_os("RRD_TEST_LOG").is_some();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if show {
+                eprintln!("server: {line}");
+            }
+        }
+    });
+    (child, addr)
+}
+
+/// Kills a server process (SIGKILL) if the test fails while it runs, so
+/// no server outlives a failed test.
+pub struct KillOnPanic(pub u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new("kill").arg("-9").arg(self.0.to_string()).status();
+        }
+    }
+}
+
+/// Sends `signal` (`TERM`, `INT`) and requires exit status 0 within 10 s.
+pub fn stop_binary(mut child: std::process::Child, signal: &str) {
+    let started = std::time::Instant::now();
+    assert!(std::process::Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap().success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no clean stop within 10 s of SIG{signal}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status after SIG{signal}: {status}");
+}
+
 /// A running server; dropping it stops it (and waits for the clean stop).
 pub struct Server {
     pub addr: SocketAddr,
+    /// The server's state (dropped with the server).
+    pub app: std::sync::Arc<App>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
@@ -43,15 +106,15 @@ impl Server {
             rt.block_on(async move {
                 let app = App::open(config).map_err(std::io::Error::other)?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                addr_tx.send(listener.local_addr()?).map_err(std::io::Error::other)?;
+                addr_tx.send((listener.local_addr()?, std::sync::Arc::clone(&app))).map_err(std::io::Error::other)?;
                 run(listener, app, async move {
                     let _ = stop_rx.await;
                 })
                 .await
             })
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("server started");
-        Server { addr, stop: Some(stop_tx), thread: Some(thread) }
+        let (addr, app) = addr_rx.recv_timeout(Duration::from_secs(30)).expect("server started");
+        Server { addr, app, stop: Some(stop_tx), thread: Some(thread) }
     }
 
     /// Stops the server and waits until it has flushed and exited.

@@ -291,6 +291,11 @@ pub fn stats_lines(app: &App) -> Vec<Stat> {
         ("tsd.store.cache", store.misses, Some(("type", "miss"))),
         ("tsd.store.evictions", store.evictions, None),
         ("tsd.store.created", store.created, None),
+        ("tsd.store.quarantined", get(&c.quarantined), None),
+        ("tsd.write_queue.points", app.writers.queued(), None),
+        ("tsd.write_queue.refused", get(&c.queue_refused), None),
+        ("tsd.journal.replayed", get(&c.points_replayed), None),
+        ("tsd.journal.checkpoints", get(&c.checkpoints), None),
     ]
 }
 

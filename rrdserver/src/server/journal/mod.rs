@@ -244,8 +244,10 @@ impl Journal {
         w.len += w.blocks.bytes().len() as u64;
         let end = w.base + w.len;
         let mut s = lock(&self.shared.sync);
+        let was_idle = s.written == s.synced;
         s.written = s.written.max(end);
-        if self.shared.policy == Durability::Sync {
+        // The sync thread sleeps until there is something to sync.
+        if self.shared.policy == Durability::Sync || was_idle {
             self.shared.cv.notify_all();
         }
         Ok(end)
@@ -334,10 +336,15 @@ fn sync_loop(shared: &Shared) {
         if s.stop {
             return;
         }
-        let due = s.written > s.synced && (shared.policy == Durability::Sync || s.waiters > 0 || last.elapsed() >= shared.interval);
+        let pending = s.written > s.synced;
+        let due = pending && (shared.policy == Durability::Sync || s.waiters > 0 || last.elapsed() >= shared.interval);
         if !due {
-            let wait = shared.interval.saturating_sub(last.elapsed()).max(Duration::from_millis(1));
-            s = shared.cv.wait_timeout(s, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+            s = if pending {
+                let wait = shared.interval.saturating_sub(last.elapsed());
+                shared.cv.wait_timeout(s, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0)
+            } else {
+                shared.cv.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner)
+            };
             continue;
         }
         let (file, target) = (Arc::clone(&s.file), s.written);
