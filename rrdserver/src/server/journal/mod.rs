@@ -110,6 +110,8 @@ pub struct Journal {
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Set after a write failed until a write succeeds (for stats and logs).
     failing: AtomicBool,
+    /// Bytes appended since the start.
+    appended: AtomicU64,
 }
 
 /// A journal problem (disk full, I/O error).
@@ -186,7 +188,7 @@ impl Journal {
         let writer = Writer { file, seq, len, base: 0, next_id: 0, generation: 1, blocks: BlockWriter::default() };
         let thread_shared = Arc::clone(&shared);
         let syncer = std::thread::Builder::new().name("journal-sync".into()).spawn(move || sync_loop(&thread_shared))?;
-        Ok(Journal { dir, writer: Mutex::new(writer), shared, syncer: Mutex::new(Some(syncer)), failing: AtomicBool::new(false) })
+        Ok(Journal { dir, writer: Mutex::new(writer), shared, syncer: Mutex::new(Some(syncer)), failing: AtomicBool::new(false), appended: AtomicU64::new(0) })
     }
 
     /// The journal directory.
@@ -202,6 +204,11 @@ impl Journal {
     /// Bytes in the current segment.
     pub fn segment_len(&self) -> u64 {
         lock(&self.writer).len
+    }
+
+    /// Bytes appended since the start (segment headers not counted).
+    pub fn bytes_appended(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
     }
 
     /// Whether the last write failed.
@@ -241,6 +248,7 @@ impl Journal {
             return Err(JournalError(format!("journal write failed: {e}")));
         }
         self.failing.store(false, Ordering::Relaxed);
+        self.appended.fetch_add(w.blocks.bytes().len() as u64, Ordering::Relaxed);
         w.len += w.blocks.bytes().len() as u64;
         let end = w.base + w.len;
         let mut s = lock(&self.shared.sync);
