@@ -149,6 +149,14 @@ pub fn read(bytes: &[u8]) -> Result<NativeRrd> {
     Ok(NativeRrd { version, schema, state, rows })
 }
 
+/// Copies `bytes` into `buf` at `at` (text fields stay NUL-terminated:
+/// callers pass names shorter than their fields).
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dest) = buf.get_mut(at..at + bytes.len()) {
+        dest.copy_from_slice(bytes);
+    }
+}
+
 fn count(n: u64, what: &str) -> Result<usize> {
     usize::try_from(n)
         .ok()
@@ -182,6 +190,82 @@ fn rra_def(b: &[u8], i: usize) -> Result<Archive> {
 }
 
 impl NativeRrd {
+    /// A database's definition, state and rows, as RRDtool holds them:
+    /// version `0003`, or `0005` when a data source is DCOUNTER or DDERIVE
+    /// (which RRDtool 1.x reads only from that version on).
+    pub fn from_rrd(db: &Rrd) -> NativeRrd {
+        let schema = db.schema().clone();
+        let d = schema.data_sources.len();
+        let rows = schema
+            .archives
+            .iter()
+            .enumerate()
+            .map(|(a, rra)| (0..rra.rows).flat_map(|row| (0..d).map(move |ds| (row, ds))).map(|(row, ds)| db.stored_value(a, row, ds).unwrap_or(DNAN)).collect())
+            .collect();
+        let newer = schema.data_sources.iter().any(|s| matches!(s.kind, DsType::DCounter | DsType::DDerive));
+        NativeRrd { version: if newer { "0005" } else { "0003" }.into(), schema, state: db.state().clone(), rows }
+    }
+
+    /// RRDtool's file image of this database (the x86-64 Linux layout that
+    /// [`read`] takes), for `rrdtool` and tools that read RRD files directly.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let d = self.schema.data_sources.len();
+        let mut out = Vec::new();
+        let mut head = [0u8; STAT_HEAD_LEN];
+        put(&mut head, 0, b"RRD\0");
+        put(&mut head, 4, self.version.as_bytes());
+        put(&mut head, 16, &FLOAT_COOKIE.to_le_bytes());
+        put(&mut head, 24, &(d as u64).to_le_bytes());
+        put(&mut head, 32, &(self.schema.archives.len() as u64).to_le_bytes());
+        put(&mut head, 40, &self.schema.step.to_le_bytes());
+        out.extend_from_slice(&head);
+        for ds in &self.schema.data_sources {
+            let mut def = [0u8; DEF_LEN];
+            put(&mut def, 0, ds.name.as_bytes());
+            put(&mut def, NAME_LEN, ds.kind.name().as_bytes());
+            put(&mut def, 40, &ds.heartbeat.to_le_bytes());
+            put(&mut def, 48, &ds.min.unwrap_or(DNAN).to_le_bytes());
+            put(&mut def, 56, &ds.max.unwrap_or(DNAN).to_le_bytes());
+            out.extend_from_slice(&def);
+        }
+        for rra in &self.schema.archives {
+            let mut def = [0u8; DEF_LEN];
+            put(&mut def, 0, rra.cf.name().as_bytes());
+            put(&mut def, 24, &rra.rows.to_le_bytes());
+            put(&mut def, 32, &rra.steps.to_le_bytes());
+            put(&mut def, 40, &rra.xff.to_le_bytes());
+            out.extend_from_slice(&def);
+        }
+        out.extend_from_slice(&self.state.last_update.sec.to_le_bytes());
+        if self.version.trim().parse::<u32>().is_ok_and(|v| v >= 3) {
+            out.extend_from_slice(&i64::from(self.state.last_update.usec).to_le_bytes());
+        }
+        for ds in &self.state.ds {
+            let mut prep = [0u8; PDP_PREP_LEN];
+            put(&mut prep, 0, ds.last_ds.as_str().as_bytes());
+            put(&mut prep, 32, &ds.unknown_sec.to_le_bytes());
+            put(&mut prep, 40, &ds.pdp_value.to_le_bytes());
+            out.extend_from_slice(&prep);
+        }
+        for cdp in &self.state.cdp {
+            let mut prep = [0u8; CDP_PREP_LEN];
+            put(&mut prep, 0, &cdp.value.to_le_bytes());
+            put(&mut prep, 8, &cdp.unknown_pdps.to_le_bytes());
+            put(&mut prep, 64, &cdp.primary.to_le_bytes());
+            put(&mut prep, 72, &cdp.secondary.to_le_bytes());
+            out.extend_from_slice(&prep);
+        }
+        for row in &self.state.cur_row {
+            out.extend_from_slice(&row.to_le_bytes());
+        }
+        for rows in &self.rows {
+            for v in rows {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out
+    }
+
     /// Writes this database as a new rrdcore file at `dest`, with the same
     /// state, ring positions and rows.
     pub fn import(&self, dest: impl AsRef<Path>, overwrite: bool) -> Result<Rrd> {

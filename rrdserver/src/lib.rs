@@ -22,6 +22,7 @@
 
 pub mod cli;
 pub mod opentsdb;
+pub mod perfdata;
 pub mod rrdtext;
 pub mod xml;
 pub mod server;

@@ -33,6 +33,7 @@ pub use rules::{Pattern, SchemaRules};
 use crate::database::Rrd;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchRequest, Fetched};
+use crate::schema::Schema;
 use crate::state::Timestamp;
 
 /// Name of the lock file in a data directory.
@@ -337,12 +338,39 @@ impl Store {
     /// `create_at` when that is given (as its first write would), otherwise
     /// it is [`Error::UnknownSeries`].
     pub fn with_handle<R>(&self, handle: &SeriesHandle, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
-        self.with_slot(&handle.key, &handle.slot, create_at, f)
+        self.with_slot(&handle.key, &handle.slot, create_at.map(|t| (t, None)), f)
+    }
+
+    /// As [`Store::with_handle`], but a missing series is created with
+    /// `schema` rather than the one the rules give (a caller that knows
+    /// better, such as a perfdata counter).
+    pub fn with_handle_as<R>(&self, handle: &SeriesHandle, create_at: Timestamp, schema: &Schema, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
+        self.with_slot(&handle.key, &handle.slot, Some((create_at, Some(schema))), f)
+    }
+
+    /// Stores a whole database image as the series `key` (an import): its
+    /// schema, state and rows as given. An existing series is an error
+    /// unless `overwrite`; its open map is closed first.
+    pub fn insert_image(&self, key: &SeriesKey, schema: &Schema, state: &crate::state::State, rows: &[Vec<f64>], overwrite: bool) -> Result<()> {
+        let slot = self.slot(key, true)?;
+        let mut guard = slot.db.write().map_err(|_| poisoned())?;
+        let (path, hashed) = key.path_in(&self.dir);
+        if path.exists() && !overwrite {
+            return Err(Error::Exists { path });
+        }
+        *guard = None;
+        self.prepare_dir(key, &path, hashed)?;
+        let db = Rrd::create_restored(&path, schema, state, rows, true)?;
+        drop(db);
+        if !slot.exists.swap(true, Ordering::Relaxed) {
+            self.counters.series.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Runs `f` on the database of `slot` with its write lock held, opening
     /// (or, at `create_at`, creating) it if needed.
-    fn with_slot<R>(&self, key: &SeriesKey, slot: &Arc<Slot>, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
+    fn with_slot<R>(&self, key: &SeriesKey, slot: &Arc<Slot>, create_at: Option<(Timestamp, Option<&Schema>)>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
         let mut guard = self.open_slot(key, slot, create_at)?;
         match guard.as_mut() {
             Some(db) => Ok(f(db)),
@@ -425,7 +453,7 @@ impl Store {
     /// `create_at` is its first (see `create`).
     fn with_db_at<R>(&self, key: &SeriesKey, create_at: Option<Timestamp>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
         let slot = self.slot(key, create_at.is_some())?;
-        self.with_slot(key, &slot, create_at, f)
+        self.with_slot(key, &slot, create_at.map(|t| (t, None)), f)
     }
 
     /// The last update time of `key`.
@@ -513,7 +541,7 @@ impl Store {
         &self,
         key: &SeriesKey,
         slot: &'s Arc<Slot>,
-        create_at: Option<Timestamp>,
+        create_at: Option<(Timestamp, Option<&Schema>)>,
     ) -> Result<RwLockWriteGuard<'s, Option<Box<Rrd>>>> {
         let mut guard = slot.db.write().map_err(|_| poisoned())?;
         slot.referenced.store(true, Ordering::Relaxed);
@@ -526,8 +554,8 @@ impl Store {
         let existing = if path.exists() { self.open_or_quarantine(&path)? } else { None };
         let db = if let Some(db) = existing {
             db
-        } else if let Some(first) = create_at {
-            self.create(key, &path, hashed, first)?
+        } else if let Some((first, schema)) = create_at {
+            self.create(key, &path, hashed, first, schema)?
         } else {
             return Err(unknown(key));
         };
@@ -539,14 +567,20 @@ impl Store {
         Ok(guard)
     }
 
-    fn create(&self, key: &SeriesKey, path: &Path, hashed: bool, first: Timestamp) -> Result<Rrd> {
+    /// Makes a series file's directory, and its `.key` file when its name is hashed.
+    fn prepare_dir(&self, key: &SeriesKey, path: &Path, hashed: bool) -> Result<()> {
         let parent = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
         if hashed {
             let key_path = path.with_extension(key::KEY_EXTENSION);
             std::fs::write(&key_path, key.escaped()).map_err(io_err("write", &key_path))?;
         }
-        let schema = self.config.rules.schema_for(key.metric());
+        Ok(())
+    }
+
+    fn create(&self, key: &SeriesKey, path: &Path, hashed: bool, first: Timestamp, schema: Option<&Schema>) -> Result<Rrd> {
+        self.prepare_dir(key, path, hashed)?;
+        let schema = schema.cloned().unwrap_or_else(|| self.config.rules.schema_for(key.metric()));
         // The series starts half a step (rounded up) before its first point:
         // RRDtool keeps a primary point whose unknown part is at most half a
         // step, so a first point on a step boundary fills the row it ends,

@@ -21,7 +21,7 @@ pub(super) fn file(src: &Path, dest: &Path, overwrite: bool) -> Result<(), CliEr
 }
 
 /// Every `.rrd` file below `dir`, sorted.
-fn rrd_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+pub(super) fn rrd_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -38,15 +38,21 @@ fn rrd_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     Ok(out)
 }
 
-/// Imports every `.rrd` file below `src` into the same layout below `dest`;
-/// a file that cannot be read is reported and skipped.
-pub(super) fn tree(src: &Path, dest: &Path, overwrite: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let files = rrd_files(src)?;
-    let bar = indicatif::ProgressBar::new(files.len() as u64);
+/// A progress bar over `n` files (drawn only on a terminal).
+pub(super) fn progress(n: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(n as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    bar
+}
+
+/// Imports every `.rrd` file below `src` into the same layout below `dest`;
+/// a file that cannot be read is reported and skipped.
+pub(super) fn tree(src: &Path, dest: &Path, overwrite: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let files = rrd_files(src)?;
+    let bar = progress(files.len());
     let mut failures = Vec::new();
     for path in &files {
         let rel = path.strip_prefix(src).unwrap_or(path);

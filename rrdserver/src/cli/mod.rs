@@ -2,6 +2,7 @@
 //! native RRDtool files, and checks. Output uses RRDtool's text layouts.
 
 mod import;
+mod monitor;
 mod serve;
 mod tune;
 
@@ -171,6 +172,46 @@ pub enum Command {
         /// A file or a directory tree.
         path: PathBuf,
     },
+    /// Import Nagios perfdata spool files (PNP4Nagios bulk, Nagios templates,
+    /// time||host||service||output||perfdata) into the store; each file is
+    /// deleted once everything in it is stored.
+    ImportPerfdata {
+        /// The spool directory.
+        spool: PathBuf,
+        /// The data directory (default ./data, or the config's).
+        #[arg(long = "data-dir")]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML settings (schema rules, durability...).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Import a tree laid out as HOST/SERVICE/METRIC/value.rrd (native RRDtool
+    /// or rrdcore files) into the store, keeping all history.
+    ImportTree {
+        /// The tree.
+        src: PathBuf,
+        /// The data directory (default ./data, or the config's).
+        #[arg(long = "data-dir")]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML settings.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Replace series that already exist.
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+    },
+    /// Write every series with exactly the tags host and service as
+    /// DEST/HOST/SERVICE/METRIC/value.rrd, native RRDtool files.
+    ExportTree {
+        /// Where to write the tree.
+        dest: PathBuf,
+        /// The data directory (default ./data, or the config's).
+        #[arg(long = "data-dir")]
+        data_dir: Option<PathBuf>,
+        /// The server's TOML settings.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the OpenTSDB-compatible server (HTTP and telnet on one port) until SIGINT/SIGTERM.
     Serve {
         /// Address to listen on (default 127.0.0.1:4242).
@@ -278,6 +319,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Check { path } => import::check(&path, out)?,
         Command::Serve { listen, data_dir, config } => serve::serve(listen, data_dir, config.as_deref())?,
+        Command::ImportPerfdata { spool, data_dir, config } => monitor::import_perfdata(&spool, data_dir, config.as_deref(), out)?,
+        Command::ImportTree { src, data_dir, config, force } => monitor::import_tree(&src, data_dir, config.as_deref(), force, out)?,
+        Command::ExportTree { dest, data_dir, config } => monitor::export_tree(&dest, data_dir, config.as_deref(), out)?,
     }
     Ok(())
 }

@@ -143,8 +143,8 @@ pub struct App {
     pub(crate) gate: RwLock<()>,
     /// Series with points held in the reorder window.
     pub(crate) held_list: Mutex<Vec<Arc<Series>>>,
-    /// The checkpoint thread and its stop signal.
-    background: Mutex<Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// The checkpoint thread and the perfdata spool watcher, with their stop signals.
+    background: Mutex<Vec<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
 /// Why a batch was not taken (the client should retry: 503).
@@ -231,8 +231,11 @@ impl App {
         });
         let io = |e: std::io::Error| rrdcore::Error::Io { op: "start thread", path: app.config.data_dir.clone(), source: e };
         app.writers.start(&app, threads).map_err(io)?;
-        let bg = super::checkpoint::start(&app).map_err(io)?;
-        *app.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bg);
+        let mut bg = vec![super::checkpoint::start(&app).map_err(io)?];
+        if let Some(dir) = app.config.perfdata_spool.clone() {
+            bg.push(crate::perfdata::import::watch(&app, dir).map_err(io)?);
+        }
+        *app.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = bg;
         Ok(app)
     }
 
@@ -245,8 +248,8 @@ impl App {
     /// checkpoint (held points applied, databases on disk, journal emptied),
     /// then the writer threads.
     pub fn close(&self) -> Result<(), String> {
-        let bg = self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some((stop, thread)) = bg {
+        let bg = std::mem::take(&mut *self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for (stop, thread) in bg {
             drop(stop);
             let _ = thread.join();
         }

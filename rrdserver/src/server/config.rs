@@ -53,6 +53,10 @@ pub struct Config {
     pub reorder_window_ms: u64,
     /// Writer threads; 0 (default) means one per core.
     pub writer_threads: usize,
+    /// A Nagios perfdata spool directory to import from (none by default).
+    pub perfdata_spool: Option<PathBuf>,
+    /// How often the spool is looked at. Default 1000.
+    pub perfdata_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -75,6 +79,8 @@ impl Default for Config {
             max_queued_points: 1_000_000,
             reorder_window_ms: 10_000,
             writer_threads: 0,
+            perfdata_spool: None,
+            perfdata_poll_ms: 1000,
         }
     }
 }
@@ -127,6 +133,8 @@ impl Config {
                 "max_queued_points" => c.max_queued_points = positive(key, value)?,
                 "reorder_window_ms" => c.reorder_window_ms = non_negative(key, value)? as u64,
                 "writer_threads" => c.writer_threads = non_negative(key, value)?,
+                "perfdata_spool" => c.perfdata_spool = Some(PathBuf::from(string(key, value)?)).filter(|p| !p.as_os_str().is_empty()),
+                "perfdata_poll_ms" => c.perfdata_poll_ms = positive(key, value)? as u64,
                 other => return Err(ConfigError(format!("unknown config key `{other}`"))),
             }
         }

@@ -27,6 +27,9 @@ pub struct Series {
     memory: std::sync::Mutex<Memory>,
     /// The series' id in the journal's current segment.
     pub journal: std::sync::atomic::AtomicU64,
+    /// A counter (a perfdata `c` value): its database is created with
+    /// COUNTER data sources.
+    pub counter: std::sync::atomic::AtomicBool,
 }
 
 /// The latest points of a series, in memory.
@@ -318,7 +321,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0) });
+        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0), counter: std::sync::atomic::AtomicBool::new(false) });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         if let Some(shard) = self.by_text.get(shard_of(text)) {
             shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into(), Arc::clone(&series));

@@ -390,13 +390,16 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
     let create_at = store_time(first.ms);
     let mut failed: Vec<(usize, String)> = Vec::new();
     let held = mem.held.get(..n).unwrap_or_default();
-    let (applied, last) = app
-        .store
-        .with_handle(&series.handle, Some(create_at), |db| {
-            let applied = db.update_points(held.iter().map(|h| (store_time(h.ms), h.value)), |k, e| failed.push((k, e.to_string())));
-            (applied, db.last_update())
-        })
-        .map_err(|e| e.to_string())?;
+    let apply = |db: &mut rrdcore::Rrd| {
+        let applied = db.update_points(held.iter().map(|h| (store_time(h.ms), h.value)), |k, e| failed.push((k, e.to_string())));
+        (applied, db.last_update())
+    };
+    let outcome = if series.counter.load(Ordering::Relaxed) && !app.store.exists(&series.handle) {
+        app.store.with_handle_as(&series.handle, create_at, &counter_schema(app, series), apply)
+    } else {
+        app.store.with_handle(&series.handle, Some(create_at), apply)
+    };
+    let (applied, last) = outcome.map_err(|e| e.to_string())?;
     mem.applied = Some(last);
     tally.stored += applied as u64;
     let drained: Vec<Held> = mem.held.drain(..n).collect();
@@ -410,6 +413,15 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
         }
     }
     Ok(())
+}
+
+/// The schema the rules give a series, with COUNTER data sources.
+fn counter_schema(app: &App, series: &Series) -> rrdcore::Schema {
+    let mut schema = app.config.rules.schema_for(series.key.metric());
+    for ds in &mut schema.data_sources {
+        ds.kind = rrdcore::DsType::Counter;
+    }
+    schema
 }
 
 /// Puts a series with held points on the list the releaser goes over.
