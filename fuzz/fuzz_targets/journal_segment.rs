@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut w = BlockWriter::default();
     for r in &records {
         match r {
-            Owned::Define(id, text) => w.define(*id, text),
+            Owned::Define(id, text, counter) => w.define(*id, text, *counter),
             Owned::Point(id, ms, v) => w.point(*id, *ms, *v),
         }
     }
@@ -39,14 +39,14 @@ fuzz_target!(|data: &[u8]| {
 
 #[derive(Debug)]
 enum Owned {
-    Define(u64, String),
+    Define(u64, String, bool),
     Point(u64, u64, f64),
 }
 
 impl Owned {
     fn same(&self, other: &Owned) -> bool {
         match (self, other) {
-            (Owned::Define(a, t), Owned::Define(b, u)) => a == b && t == u,
+            (Owned::Define(a, t, c), Owned::Define(b, u, d)) => a == b && t == u && c == d,
             (Owned::Point(a, m, v), Owned::Point(b, n, w)) => a == b && m == n && v.to_bits() == w.to_bits(),
             _ => false,
         }
@@ -60,7 +60,7 @@ trait CloneOwned {
 impl CloneOwned for Record<'_> {
     fn clone_owned(&self) -> Owned {
         match self {
-            Record::Define { id, text } => Owned::Define(*id, (*text).to_owned()),
+            Record::Define { id, text, counter } => Owned::Define(*id, (*text).to_owned(), *counter),
             Record::Point { id, ms, value } => Owned::Point(*id, *ms, *value),
         }
     }

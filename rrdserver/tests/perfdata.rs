@@ -114,3 +114,36 @@ fn the_server_watches_a_spool_directory() {
     }
     check_stored(&s);
 }
+
+#[test]
+fn a_counter_replayed_after_a_crash_is_still_a_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, crash, spool) = (dir.path().join("data"), dir.path().join("crash"), dir.path().join("spool"));
+    std::fs::create_dir_all(&spool).unwrap();
+    let c = Config { data_dir: data.clone(), reorder_window_ms: 3_600_000, checkpoint_interval_ms: 3_600_000, ..Config::default() };
+    let s = Server::with_config(c);
+    std::fs::write(spool.join("f"), format!("{T}||db1||Traffic||OK||bytes=1000c\n{}||db1||Traffic||OK||bytes=31000c\n", T + 300)).unwrap();
+    let report = rrdserver::perfdata::import::import_file(&s.app, &spool.join("f"));
+    assert_eq!((report.values, report.files), (2, 1), "{report:?}");
+    // The points are journaled and held: no database yet. Copy what a crash would leave.
+    assert!(!data.join("bytes").exists());
+    copy_dir(&data, &crash);
+    drop(s);
+    let s = Server::start(&crash);
+    assert_eq!(dps(&s, "bytes", "db1", "Traffic", T + 300), json!({(T + 300).to_string(): 100}).as_object().unwrap().clone());
+    drop(s);
+    let info = Command::new(BIN).arg("info").arg(crash.join("bytes/host=db1,service=Traffic.rrd")).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains("ds[value].type = \"COUNTER\""));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}

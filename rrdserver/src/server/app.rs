@@ -177,6 +177,9 @@ impl super::journal::Journaled for &Series {
         canonical(&mut out, self.key.metric(), self.key.tags().iter().map(|(k, v)| (k.as_str(), v.as_str())));
         out
     }
+    fn counter(&self) -> bool {
+        self.counter.load(Ordering::Relaxed)
+    }
 }
 
 /// The milliseconds timestamp as a store time.
@@ -205,7 +208,7 @@ impl App {
         }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
         let counters = Counters::default();
-        let last_seq = super::recovery::replay(&store, &index, &counters)?;
+        let last_seq = super::recovery::replay(&store, &index, &counters, &config.rules)?;
         let journal = match config.durability {
             Durability::None => None,
             policy => Some(

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rrdcore::Store;
+use rrdcore::{SchemaRules, Store};
 
 use super::app::{Counters, store_time};
 use super::index::{Index, Series, parse_canonical};
@@ -34,14 +34,14 @@ type SeriesPoints = (Arc<Series>, Vec<(u64, f64)>);
 
 /// Replays every segment in `DATA/journal`; returns the highest segment
 /// number seen (new segments are numbered after it).
-pub fn replay(store: &Store, index: &Index, counters: &Counters) -> Result<u64, rrdcore::Error> {
+pub fn replay(store: &Store, index: &Index, counters: &Counters, rules: &SchemaRules) -> Result<u64, rrdcore::Error> {
     let dir = store.dir().join(DIR);
     let segments = journal::segments(&dir).map_err(io("read directory", &dir))?;
     let mut last_seq = highest_seq(&dir);
     let mut total = 0u64;
     for (seq, path) in &segments {
         last_seq = last_seq.max(*seq);
-        total += replay_segment(store, index, path)?;
+        total += replay_segment(store, index, rules, path)?;
     }
     if segments.is_empty() {
         return Ok(last_seq);
@@ -68,14 +68,17 @@ fn highest_seq(dir: &Path) -> u64 {
 }
 
 /// Applies one segment; the number of points it applied.
-fn replay_segment(store: &Store, index: &Index, path: &Path) -> Result<u64, rrdcore::Error> {
+fn replay_segment(store: &Store, index: &Index, rules: &SchemaRules, path: &Path) -> Result<u64, rrdcore::Error> {
     let bytes = std::fs::read(path).map_err(io("read", path))?;
     let mut ids: HashMap<u64, Arc<Series>> = HashMap::new();
     let mut points: HashMap<usize, SeriesPoints> = HashMap::new();
     let mut orphans = 0u64;
     let scanned = read_segment(&bytes, |r| match r {
-        Record::Define { id, text } => match index.get_or_insert(store, text, || parse_canonical(text).ok_or_else(|| format!("bad series text {text:?}"))) {
+        Record::Define { id, text, counter } => match index.get_or_insert(store, text, || parse_canonical(text).ok_or_else(|| format!("bad series text {text:?}"))) {
             Ok(s) => {
+                if counter {
+                    s.counter.store(true, Ordering::Relaxed);
+                }
                 ids.insert(id, s);
             }
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "journal names a series that cannot be stored"),
@@ -108,7 +111,7 @@ fn replay_segment(store: &Store, index: &Index, path: &Path) -> Result<u64, rrdc
     }
     let mut applied = 0u64;
     for (series, mut pts) in points.into_values() {
-        applied += apply(store, &series, &mut pts)?;
+        applied += apply(store, rules, &series, &mut pts)?;
     }
     if damaged {
         keep_aside(path)?;
@@ -118,7 +121,7 @@ fn replay_segment(store: &Store, index: &Index, path: &Path) -> Result<u64, rrdc
 
 /// Applies one series' points: sorted, the last of equal times kept,
 /// those not after the database's last update skipped.
-fn apply(store: &Store, series: &Series, pts: &mut Vec<(u64, f64)>) -> Result<u64, rrdcore::Error> {
+fn apply(store: &Store, rules: &SchemaRules, series: &Series, pts: &mut Vec<(u64, f64)>) -> Result<u64, rrdcore::Error> {
     // A stable sort keeps the append order among equal times; keep the last.
     pts.sort_by_key(|p| p.0);
     let mut kept: Vec<(u64, f64)> = Vec::with_capacity(pts.len());
@@ -130,10 +133,16 @@ fn apply(store: &Store, series: &Series, pts: &mut Vec<(u64, f64)>) -> Result<u6
     }
     let Some(first) = kept.first() else { return Ok(0) };
     let mut refused = 0u64;
-    let applied = store.with_handle(&series.handle, Some(store_time(first.0)), |db| {
+    let update = |db: &mut rrdcore::Rrd| {
         let last = db.last_update();
         db.update_points(kept.iter().map(|(ms, v)| (store_time(*ms), *v)).filter(|(t, _)| *t > last), |_, _| refused += 1)
-    })?;
+    };
+    let first = store_time(first.0);
+    let applied = if series.counter.load(Ordering::Relaxed) && !store.exists(&series.handle) {
+        store.with_handle_as(&series.handle, first, &super::writer::counter_schema(rules, series.key.metric()), update)?
+    } else {
+        store.with_handle(&series.handle, Some(first), update)?
+    };
     if refused > 0 {
         tracing::warn!(series = %series.key, points = refused, "journal points refused by their database during replay");
     }

@@ -395,7 +395,7 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
         (applied, db.last_update())
     };
     let outcome = if series.counter.load(Ordering::Relaxed) && !app.store.exists(&series.handle) {
-        app.store.with_handle_as(&series.handle, create_at, &counter_schema(app, series), apply)
+        app.store.with_handle_as(&series.handle, create_at, &counter_schema(&app.config.rules, series.key.metric()), apply)
     } else {
         app.store.with_handle(&series.handle, Some(create_at), apply)
     };
@@ -415,9 +415,9 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
     Ok(())
 }
 
-/// The schema the rules give a series, with COUNTER data sources.
-fn counter_schema(app: &App, series: &Series) -> rrdcore::Schema {
-    let mut schema = app.config.rules.schema_for(series.key.metric());
+/// The schema the rules give a metric, with COUNTER data sources.
+pub fn counter_schema(rules: &rrdcore::SchemaRules, metric: &str) -> rrdcore::Schema {
+    let mut schema = rules.schema_for(metric);
     for ds in &mut schema.data_sources {
         ds.kind = rrdcore::DsType::Counter;
     }

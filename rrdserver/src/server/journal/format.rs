@@ -11,6 +11,8 @@
 //!   12..    payload        records, back to back
 //! record
 //!   0x01 DEFINE  id: varint, length: varint, text: the series' canonical text
+//!   0x04 DEFINE_COUNTER  the same, for a series whose database is to be
+//!                created with COUNTER data sources (a perfdata `c` value)
 //!   0x02 FLOAT   id: varint, dt: zigzag varint, value: f64 LE (8 bytes)
 //!   0x03 INT     id: varint, dt: zigzag varint, value: zigzag varint (i64)
 //! ```
@@ -41,6 +43,7 @@ const CRC_OFFSET: usize = 8;
 const DEFINE: u8 = 1;
 const FLOAT: u8 = 2;
 const INT: u8 = 3;
+const DEFINE_COUNTER: u8 = 4;
 
 /// The header of segment `seq`.
 pub fn segment_header(seq: u64) -> [u8; SEGMENT_HEADER] {
@@ -82,10 +85,11 @@ impl BlockWriter {
         }
     }
 
-    /// Adds a DEFINE record: `id` names `text` from here to the segment's end.
-    pub fn define(&mut self, id: u64, text: &str) {
+    /// Adds a DEFINE record: `id` names `text` from here to the segment's
+    /// end (a DEFINE_COUNTER for a `counter` series).
+    pub fn define(&mut self, id: u64, text: &str, counter: bool) {
         self.begin();
-        self.buf.push(DEFINE);
+        self.buf.push(if counter { DEFINE_COUNTER } else { DEFINE });
         put_varint(&mut self.buf, id);
         put_varint(&mut self.buf, text.len() as u64);
         self.buf.extend_from_slice(text.as_bytes());
@@ -181,6 +185,8 @@ pub enum Record<'a> {
         id: u64,
         /// The series' canonical text.
         text: &'a str,
+        /// A counter series (DEFINE_COUNTER).
+        counter: bool,
     },
     /// A point.
     Point {
@@ -299,12 +305,12 @@ fn read_records<'a>(p: &'a [u8], out: &mut Vec<Record<'a>>) -> Result<(), String
         at += 1;
         let id = get_varint(p, &mut at).ok_or_else(cut)?;
         match *tag {
-            DEFINE => {
+            DEFINE | DEFINE_COUNTER => {
                 let len = usize::try_from(get_varint(p, &mut at).ok_or_else(cut)?).unwrap_or(usize::MAX);
                 let bytes = p.get(at..at.saturating_add(len)).ok_or_else(cut)?;
                 let text = std::str::from_utf8(bytes).map_err(|_| "series text is not UTF-8".to_owned())?;
                 at += len;
-                out.push(Record::Define { id, text });
+                out.push(Record::Define { id, text, counter: *tag == DEFINE_COUNTER });
             }
             FLOAT | INT => {
                 let dt = unzigzag(get_varint(p, &mut at).ok_or_else(cut)?);
@@ -334,8 +340,8 @@ mod tests {
 
     fn segment(points: &[(u64, u64, f64)]) -> Vec<u8> {
         let mut w = BlockWriter::default();
-        w.define(0, "a{h=x}");
-        w.define(1, "b{}");
+        w.define(0, "a{h=x}", false);
+        w.define(1, "b{}", true);
         for (id, ms, v) in points {
             w.point(*id, *ms, *v);
         }
@@ -375,7 +381,7 @@ mod tests {
     fn every_cut_reads_a_prefix() {
         let pts: Vec<(u64, u64, f64)> = (0..50u64).map(|i| (0, 1000 * i, i as f64)).collect();
         let mut w = BlockWriter::default();
-        w.define(0, "a{}");
+        w.define(0, "a{}", false);
         let mut full = segment_header(1).to_vec();
         for p in &pts {
             w.point(p.0, p.1, p.2);
@@ -396,7 +402,7 @@ mod tests {
     #[test]
     fn a_flipped_byte_loses_only_its_block() {
         let mut w = BlockWriter::default();
-        w.define(0, "a{}");
+        w.define(0, "a{}", false);
         let mut ends = Vec::new();
         for i in 0..30u64 {
             w.point(0, i, i as f64);

@@ -62,6 +62,8 @@ pub trait Journaled {
     fn journal_slot(&self) -> &AtomicU64;
     /// The series' canonical text, written once per segment.
     fn text(&self) -> String;
+    /// Whether its database is to be created with COUNTER data sources.
+    fn counter(&self) -> bool;
 }
 
 /// The appending side, under one lock.
@@ -232,7 +234,7 @@ impl Journal {
             } else {
                 let id = w.next_id;
                 w.next_id += 1;
-                w.blocks.define(id, &series.text());
+                w.blocks.define(id, &series.text(), series.counter());
                 slot.store(seg | (id + 1), Ordering::Relaxed);
                 id
             };
