@@ -402,8 +402,9 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
     let (applied, last) = outcome.map_err(|e| e.to_string())?;
     mem.applied = Some(last);
     tally.stored += applied as u64;
-    let drained: Vec<Held> = mem.held.drain(..n).collect();
-    for (k, h) in drained.iter().enumerate() {
+    // Taken out while the applied points are remembered (no copy of them).
+    let mut all = std::mem::take(&mut mem.held);
+    for (k, h) in all.drain(..n).enumerate() {
         match failed.iter().find(|(j, _)| *j == k) {
             Some((_, e)) => {
                 tracing::warn!(series = %series.key, ms = h.ms, error = %e, "a held point was refused by its database");
@@ -412,6 +413,7 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
             None => mem.stored(h.ms, h.value),
         }
     }
+    mem.held = all;
     Ok(())
 }
 
