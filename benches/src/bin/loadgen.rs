@@ -4,14 +4,15 @@
 //!
 //! ```sh
 //! cargo build --release -p rrdserver -p rrd-benches
-//! target/release/loadgen [--rounds N] [--conns C] [--series S] [--batch B] [--no-vm]
+//! target/release/loadgen [--rounds N] [--conns C] [--series S] [--batch B] [--no-vm] [--durability sync|interval|none] [--reorder-ms W]
 //! ```
 //!
 //! For each server and protocol it sends `rounds` rounds of one point per
 //! series (current timestamps, one second apart per round): over HTTP as
 //! `/api/put` JSON arrays of `batch` points on `conns` keep-alive
 //! connections, over telnet as `put` lines on `conns` connections. It waits
-//! until the server reports every point ingested, then prints points/s
+//! until the server reports every point ingested (rrdserver: accepted into
+//! its journal and writers; VictoriaMetrics: rows inserted), then prints points/s
 //! (wall clock) and the server's CPU seconds per million points (from
 //! /proc, so the load generator's own CPU is not counted). Last, it times
 //! single-series 2-day queries over one keep-alive connection (rrdserver).
@@ -29,10 +30,14 @@ struct Opts {
     series: usize,
     batch: usize,
     vm: bool,
+    /// rrdserver's `durability`: `sync`, `interval` or `none`.
+    durability: &'static str,
+    /// rrdserver's `reorder_window_ms`.
+    reorder_ms: u64,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { rounds: 30, conns: 2, series: 10_000, batch: 1000, vm: true };
+    let mut o = Opts { rounds: 30, conns: 2, series: 10_000, batch: 1000, vm: true, durability: "interval", reorder_ms: 0 };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -43,6 +48,15 @@ fn parse_opts() -> Opts {
             "--series" => o.series = usize::try_from(num()).unwrap_or(1).max(1),
             "--batch" => o.batch = usize::try_from(num()).unwrap_or(1).max(1),
             "--no-vm" => o.vm = false,
+            "--reorder-ms" => o.reorder_ms = num(),
+            "--durability" => {
+                o.durability = match it.next().map(String::as_str) {
+                    Some("sync") => "sync",
+                    Some("interval") => "interval",
+                    Some("none") => "none",
+                    _ => die("--durability takes sync, interval or none"),
+                }
+            }
             other => die(&format!("unknown argument {other}")),
         }
     }
@@ -119,11 +133,15 @@ fn wait_http(port: u16, path: &str) {
     die(&format!("server on port {port} did not become ready"));
 }
 
-fn start_rrdserver(bin: &Path) -> Target {
+fn start_rrdserver(bin: &Path, o: &Opts) -> Target {
     let dir = temp_dir("rrd");
     let port = free_port();
+    let config = dir.join("rrdserver.toml");
+    std::fs::write(&config, format!("durability = \"{}\"\nreorder_window_ms = {}\n", o.durability, o.reorder_ms)).unwrap_or_else(|e| die(&format!("{}: {e}", config.display())));
     let child = Command::new(bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .arg("--data-dir")
         .arg(dir.join("data"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -195,15 +213,22 @@ fn get_body(port: u16, path: &str) -> String {
     s.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
 }
 
-/// Points ingested so far, as the server counts them.
+/// A counter of rrdserver's `/api/stats` text.
+fn stat(text: &str, name: &str) -> u64 {
+    // {"metric":"tsd.rpc.received",...,"value":"N"}
+    let Some(i) = text.find(&format!("\"{name}\"")) else { return 0 };
+    let rest = text.get(i..).unwrap_or("");
+    let v = rest.split("\"value\":\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("0");
+    v.parse().unwrap_or(0)
+}
+
+/// Points ingested so far, as the server counts them: rrdserver's accepted
+/// points (received less rejected: journaled and taken by its writers, as
+/// VictoriaMetrics counts rows inserted into its buffers).
 fn ingested(t: &Target) -> u64 {
     if t.name == "rrdserver" {
         let text = get_body(t.stats_port, "/api/stats");
-        // {"metric":"tsd.datapoints.added",...,"value":"N"}
-        let Some(i) = text.find("\"tsd.datapoints.added\"") else { return 0 };
-        let rest = text.get(i..).unwrap_or("");
-        let v = rest.split("\"value\":\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("0");
-        v.parse().unwrap_or(0)
+        stat(&text, "tsd.rpc.received").saturating_sub(stat(&text, "tsd.datapoints.rejected"))
     } else {
         get_body(t.stats_port, "/metrics")
             .lines()
@@ -346,7 +371,8 @@ fn main() {
         o.conns,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let mut targets = vec![start_rrdserver(&bin)];
+    println!("rrdserver: durability = \"{}\", reorder_window_ms = {}", o.durability, o.reorder_ms);
+    let mut targets = vec![start_rrdserver(&bin, &o)];
     if o.vm {
         match start_vm() {
             Some(v) => targets.push(v),
