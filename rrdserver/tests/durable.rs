@@ -237,7 +237,7 @@ fn late_points_are_stored_in_order_within_the_window() {
 
     // Held points reach the database when their window passes, with no read.
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::with_config(Config { reorder_window_ms: 100, ..config(dir.path()) });
+    let s = Server::with_config(Config { reorder_window_ms: 1000, ..config(dir.path()) });
     put(&s, &[p(B + 300, 1.0), p(B + 600, 2.0)]);
     assert_eq!(stat(&s, "tsd.datapoints.added"), 0, "held in the window");
     eventually("the window to pass", || stat(&s, "tsd.datapoints.added") == 2);
