@@ -380,10 +380,14 @@ impl App {
                 },
                 None => None,
             };
+            let mut unsent = n as u64;
             for (i, items) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+                let len = items.len() as u64;
                 if !self.writers.send(i, super::writer::Job::Points { items, done: Arc::clone(&done) }) {
+                    self.writers.unreserve(unsent);
                     return Err(IngestError::Storage("the server is stopping".into()));
                 }
+                unsent -= len;
             }
             position
         };
