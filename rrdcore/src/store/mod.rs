@@ -14,6 +14,11 @@
 //! * Memory: an idle series costs one index entry, 107 heap bytes with its
 //!   escaped key (measured over 100,000 series, `BENCHMARKS.md`); an open one
 //!   adds its map and the pages it touches.
+//! * A damaged database file (cut short, bad checksum, zeroed) is moved
+//!   aside to `<file>.corrupt` when it is opened and reported by
+//!   [`Store::take_quarantined`]; its series starts afresh.
+//! * [`Store::flush`] also fsyncs files closed by eviction since the last
+//!   flush, so everything written before it is on disk afterwards.
 //! * [`SeriesHandle`]s skip the index on every write: a server resolves each
 //!   series once and writes through its handle.
 
