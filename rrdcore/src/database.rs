@@ -208,6 +208,12 @@ impl Rrd {
         Rrd::open(path)
     }
 
+    /// Writes a restored image to `path` (renamed into place) without
+    /// opening it: the store, under its directory lock, imports this way.
+    pub(crate) fn write_restored(path: &Path, schema: &Schema, state: &State, rows: &[Vec<f64>]) -> Result<()> {
+        write_image(path, &restored_image(schema, state, rows)?, false)
+    }
+
     /// Opens a database the caller guarantees no one else opens: the store,
     /// under its directory lock. No per-file lock, no descriptor kept.
     pub(crate) fn open_in_store(path: &Path) -> Result<Rrd> {

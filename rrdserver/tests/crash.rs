@@ -71,18 +71,6 @@ fn read_status(r: &mut BufReader<TcpStream>) -> Option<u16> {
     Some(status)
 }
 
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
 
@@ -169,7 +157,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             })
             .collect();
         if let Some(dir) = std::env::var_os("RRD_CRASH_KEEP") {
-            copy_tree(&data, std::path::Path::new(&dir));
+            common::copy_dir(&data, std::path::Path::new(&dir));
         }
         if !wrong.is_empty() {
             failures.push(format!("connection {c}: {} of {} acknowledged points wrong or missing (offset, stored, sent), first: {:?}", wrong.len(), points.len(), &wrong[..wrong.len().min(30)]));

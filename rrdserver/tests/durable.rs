@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, copy_dir};
 use rrdserver::server::Config;
 use serde_json::{Value, json};
 
@@ -39,19 +39,6 @@ fn stat(s: &Server, name: &str) -> u64 {
     let stats = s.get("/api/stats").json();
     let v = stats.as_array().unwrap().iter().find(|x| x["metric"] == name).unwrap_or_else(|| panic!("no stat {name}"))["value"].clone();
     v.as_str().unwrap().parse().unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 fn files_with_extension(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {

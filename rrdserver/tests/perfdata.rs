@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{BIN, Server};
+use common::{BIN, Server, copy_dir};
 use rrdserver::server::Config;
 use serde_json::{Value, json};
 
@@ -136,14 +136,3 @@ fn a_counter_replayed_after_a_crash_is_still_a_counter() {
     assert!(String::from_utf8_lossy(&info.stdout).contains("ds[value].type = \"COUNTER\""));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}

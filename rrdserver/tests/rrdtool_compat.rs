@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn have_rrdtool() -> bool {
-    Command::new("rrdtool").arg("--version").output().is_ok_and(|o| o.status.success())
-}
 
 /// (success, stdout, stderr)
 type Output = (bool, String, String);
@@ -104,7 +102,7 @@ fn compare(name: &str, native: &Path, imported: &Path, json: &serde_json::Value)
 
 #[test]
 fn imported_files_print_what_rrdtool_prints() {
-    if !have_rrdtool() {
+    if !common::have_rrdtool() {
         assert!(std::env::var_os("RRD_REQUIRE_RRDTOOL").is_none(), "RRD_REQUIRE_RRDTOOL is set but rrdtool is not installed");
         eprintln!("rrdtool is not installed: skipping the comparison with real RRDtool");
         return;

@@ -9,13 +9,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::BIN;
+use common::{BIN, have_rrdtool};
 
 const T0: u64 = 1_700_000_000;
-
-fn have_rrdtool() -> bool {
-    Command::new("rrdtool").arg("--version").output().is_ok_and(|o| o.status.success())
-}
 
 fn run(prog: &str, args: &[&str]) -> String {
     let out = Command::new(prog).args(args).output().unwrap();

@@ -25,7 +25,7 @@
 mod key;
 mod rules;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -195,8 +195,9 @@ pub struct Store {
     counters: Counters,
     problems: Vec<ScanProblem>,
     /// Files closed by eviction since the last [`Store::flush`]: their pages
-    /// may still be only in the page cache, so the flush fsyncs them.
-    evicted: Mutex<Vec<PathBuf>>,
+    /// may still be only in the page cache, so the flush fsyncs them (each
+    /// once, however often it was evicted).
+    evicted: Mutex<HashSet<PathBuf>>,
     /// Damaged databases moved aside since the last [`Store::take_quarantined`].
     quarantined: Mutex<Vec<ScanProblem>>,
 }
@@ -365,8 +366,7 @@ impl Store {
         }
         *guard = None;
         self.prepare_dir(key, &path, hashed)?;
-        let db = Rrd::create_restored(&path, schema, state, rows, true)?;
-        drop(db);
+        Rrd::write_restored(&path, schema, state, rows)?;
         if !slot.exists.swap(true, Ordering::Relaxed) {
             self.counters.series.fetch_add(1, Ordering::Relaxed);
         }
@@ -477,15 +477,16 @@ impl Store {
                 db.flush()?;
             }
         }
-        let evicted = std::mem::take(&mut *self.evicted.lock().map_err(|_| poisoned())?);
-        for (i, path) in evicted.iter().enumerate() {
-            let synced = File::open(path).and_then(|f| f.sync_data());
-            if let Err(e) = synced {
-                // Keep the rest for the next flush: they are not on disk yet.
-                if let Ok(mut list) = self.evicted.lock() {
-                    list.extend(evicted.iter().skip(i).cloned());
+        let mut evicted = std::mem::take(&mut *self.evicted.lock().map_err(|_| poisoned())?).into_iter();
+        while let Some(path) = evicted.next() {
+            if let Err(e) = File::open(&path).and_then(|f| f.sync_data()) {
+                let err = io_err("fsync", &path)(e);
+                // Keep this one and the rest for the next flush: they are not on disk yet.
+                if let Ok(mut set) = self.evicted.lock() {
+                    set.insert(path);
+                    set.extend(evicted);
                 }
-                return Err(io_err("fsync", path)(e));
+                return Err(err);
             }
         }
         Ok(())
@@ -620,7 +621,7 @@ impl Store {
             // Never wait on a series lock while holding the clock: skip busy ones.
             if let Ok(mut db) = victim.db.try_write() {
                 if let (Some(old), Ok(mut evicted)) = (db.take(), self.evicted.lock()) {
-                    evicted.push(old.path().to_path_buf());
+                    evicted.insert(old.path().to_path_buf());
                 }
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 if let Some(entry) = clock.entries.get_mut(hand) {

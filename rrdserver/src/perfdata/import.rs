@@ -85,12 +85,6 @@ pub fn import_dir(app: &App, dir: &Path, settled: bool) -> Result<Report, String
     Ok(report)
 }
 
-/// One value on its way, with the line it came from.
-struct Pending {
-    point: Resolved,
-    line: usize,
-}
-
 /// Imports one spool file; deletes it when everything in it is stored.
 pub fn import_file(app: &App, path: &Path) -> Report {
     let mut report = Report::default();
@@ -103,7 +97,9 @@ pub fn import_file(app: &App, path: &Path) -> Report {
         }
     };
     let text = String::from_utf8_lossy(&bytes);
-    let mut pending: Vec<Pending> = Vec::new();
+    // The values, and the line each came from.
+    let mut points: Vec<Resolved> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
     let mut units: Vec<(String, String)> = Vec::new();
     let mut key = String::new();
     for (n, line) in text.split('\n').enumerate() {
@@ -147,19 +143,20 @@ pub fn import_file(app: &App, path: &Path) -> Report {
                 units.push((metric.clone(), item.unit.clone()));
             }
             let value = item.value.map_or(Value::Float(f64::NAN), Value::Float);
-            pending.push(Pending { point: Resolved { series, timestamp_ms: check.time * 1000, value }, line: line_no });
+            points.push(Resolved { series, timestamp_ms: check.time * 1000, value });
+            lines.push(line_no);
         }
     }
     if let Err(e) = store_units(app, &units) {
         report.failed.push(format!("{name}: storing units: {e}"));
         return report;
     }
-    match store(app, &pending) {
+    match store(app, &points) {
         Ok(results) => {
-            for (p, r) in pending.iter().zip(results) {
+            for ((p, line), r) in points.iter().zip(&lines).zip(results) {
                 match r {
                     Ok(()) => report.values += 1,
-                    Err(e) => report.refused.push(format!("{name}:{}: {}: {e}", p.line, p.point.series.key)),
+                    Err(e) => report.refused.push(format!("{name}:{line}: {}: {e}", p.series.key)),
                 }
             }
         }
@@ -198,24 +195,11 @@ fn store_units(app: &App, units: &[(String, String)]) -> Result<(), String> {
 
 /// Stores the values durably: journaled with `sync`, in batches, waiting
 /// for room when the queue is full. The result per value.
-fn store(app: &App, pending: &[Pending]) -> Result<Vec<Result<(), String>>, IngestError> {
+fn store(app: &App, points: &[Resolved]) -> Result<Vec<Result<(), String>>, IngestError> {
     const CHUNK: usize = 50_000;
-    let mut out = Vec::with_capacity(pending.len());
-    let mut batch: Vec<Resolved> = Vec::with_capacity(CHUNK.min(pending.len()));
-    for chunk in pending.chunks(CHUNK) {
-        batch.clear();
-        batch.extend(chunk.iter().map(|p| Resolved { series: Arc::clone(&p.point.series), timestamp_ms: p.point.timestamp_ms, value: p.point.value }));
-        // Sorted by series: each database is opened once per batch.
-        loop {
-            match app.ingest_resolved(&batch, true) {
-                Err(IngestError::Busy) => app.writers.wait_room(),
-                Err(e) => return Err(e),
-                Ok(r) => {
-                    out.extend(r);
-                    break;
-                }
-            }
-        }
+    let mut out = Vec::with_capacity(points.len());
+    for chunk in points.chunks(CHUNK) {
+        out.extend(app.ingest_waiting(chunk, true)?);
     }
     Ok(out)
 }

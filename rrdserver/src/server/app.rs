@@ -271,7 +271,7 @@ impl App {
             return;
         }
         let mut tally = super::writer::Tally::default();
-        if let Err(e) = super::writer::release(self, series, &mut mem, true, &mut tally, &mut |_, _| {}) {
+        if let Err(e) = super::writer::release(self, series, &mut mem, super::writer::Due::All, &mut tally, &mut |_, _| {}) {
             tracing::error!(series = %series.key, error = %e, "applying held points before a read failed");
         }
         self.counters.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
@@ -407,10 +407,10 @@ impl App {
     }
 
     /// [`App::ingest_resolved`] that waits for room in the write queue
-    /// instead of refusing (telnet: its reads pause meanwhile).
-    pub fn ingest_waiting(&self, points: &[Resolved]) -> Result<Vec<Result<(), String>>, IngestError> {
+    /// instead of refusing (telnet: its reads pause meanwhile; perfdata).
+    pub fn ingest_waiting(&self, points: &[Resolved], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
         loop {
-            match self.ingest_resolved(points, false) {
+            match self.ingest_resolved(points, sync) {
                 Err(IngestError::Busy) => self.writers.wait_room(),
                 other => return other,
             }

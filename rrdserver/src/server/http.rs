@@ -239,8 +239,7 @@ pub fn empty(status: StatusCode) -> Resp {
     bytes_response(status, Vec::new(), "application/json; charset=UTF-8", false)
 }
 
-/// The envelope answer for `e`.
-/// A 503 carries `Retry-After: 1`: collectors retry the same batch.
+/// The envelope answer for `e`. A 503 carries `Retry-After: 1`: collectors retry the same batch.
 pub fn error_response(e: &ApiError) -> Resp {
     let mut resp = json_response(e.status, &e.body(), false);
     if e.status == StatusCode::SERVICE_UNAVAILABLE {

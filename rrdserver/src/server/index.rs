@@ -110,22 +110,10 @@ impl Series {
         self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether (ms, value) is one of the recently stored points.
-    pub fn stored_recently(&self, ms: u64, value: f64) -> bool {
-        self.memory().stored_recently(ms, value)
-    }
-
     /// Takes a point into the last-value table: only a newer point counts;
     /// the rate is the change per second from the previous one.
     pub fn observe(&self, time_ms: u64, value: f64) {
-        if let Ok(mut m) = self.memory.lock() {
-            observe(&mut m.last, time_ms, value);
-        }
-    }
-
-    /// A stored point: remembered for resends and taken into the last-value table.
-    pub fn stored(&self, time_ms: u64, value: f64) {
-        self.memory().stored(time_ms, value);
+        self.memory().observe(time_ms, value);
     }
 
     /// The last point, if one was seen since the start.

@@ -20,6 +20,7 @@ use super::app::{Counters, store_time};
 use super::index::{Index, Series, parse_canonical};
 use super::journal::format::{Record, read_segment};
 use super::journal::{self, DIR};
+use super::writer::write_series;
 
 /// Extension a damaged segment is renamed to.
 pub const DAMAGED: &str = "wal-damaged";
@@ -122,27 +123,22 @@ fn replay_segment(store: &Store, index: &Index, rules: &SchemaRules, path: &Path
 /// Applies one series' points: sorted, the last of equal times kept,
 /// those not after the database's last update skipped.
 fn apply(store: &Store, rules: &SchemaRules, series: &Series, pts: &mut Vec<(u64, f64)>) -> Result<u64, rrdcore::Error> {
-    // A stable sort keeps the append order among equal times; keep the last.
+    // A stable sort keeps the append order among equal times; the last is
+    // moved into the place of the first and the others dropped.
     pts.sort_by_key(|p| p.0);
-    let mut kept: Vec<(u64, f64)> = Vec::with_capacity(pts.len());
-    for p in pts.drain(..) {
-        match kept.last_mut() {
-            Some(last) if last.0 == p.0 => *last = p,
-            _ => kept.push(p),
+    pts.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            *kept = *later;
         }
-    }
-    let Some(first) = kept.first() else { return Ok(0) };
+        same
+    });
+    let Some(first) = pts.first() else { return Ok(0) };
     let mut refused = 0u64;
-    let update = |db: &mut rrdcore::Rrd| {
+    let applied = write_series(store, rules, series, store_time(first.0), |db| {
         let last = db.last_update();
-        db.update_points(kept.iter().map(|(ms, v)| (store_time(*ms), *v)).filter(|(t, _)| *t > last), |_, _| refused += 1)
-    };
-    let first = store_time(first.0);
-    let applied = if series.counter.load(Ordering::Relaxed) && !store.exists(&series.handle) {
-        store.with_handle_as(&series.handle, first, &super::writer::counter_schema(rules, series.key.metric()), update)?
-    } else {
-        store.with_handle(&series.handle, Some(first), update)?
-    };
+        db.update_points(pts.iter().map(|(ms, v)| (store_time(*ms), *v)).filter(|(t, _)| *t > last), |_, _| refused += 1)
+    })?;
     if refused > 0 {
         tracing::warn!(series = %series.key, points = refused, "journal points refused by their database during replay");
     }

@@ -133,21 +133,19 @@ async fn store(app: &Arc<App>, batch: &mut Vec<Resolved>, tx: &mpsc::Sender<Stri
     let points = std::mem::take(batch);
     let app2 = Arc::clone(app);
     let done = super::off_async(move || {
-        let results = app2.ingest_waiting(&points);
+        let results = app2.ingest_waiting(&points, false);
         (points, results)
     })
     .await;
     match done {
-        Ok((mut points, Err(e))) => {
-            reply(tx, format!("put: HBase error: {e}\n"));
-            points.clear();
-            *batch = points;
-        }
-        Ok((mut points, Ok(results))) => {
-            for r in results {
-                if let Err(e) = r {
-                    reply(tx, format!("put: illegal argument: {e}\n"));
+        Ok((mut points, results)) => {
+            match results {
+                Ok(results) => {
+                    for e in results.into_iter().filter_map(Result::err) {
+                        reply(tx, format!("put: illegal argument: {e}\n"));
+                    }
                 }
+                Err(e) => reply(tx, format!("put: HBase error: {e}\n")),
             }
             points.clear();
             *batch = points;

@@ -21,6 +21,15 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use super::app::{App, store_time};
 use super::index::{Held, Memory, Series};
 
+/// Which held points [`release`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Every held point (a read, a checkpoint).
+    All,
+    /// Those that waited the window by `now` (milliseconds since the start).
+    At(u64),
+}
+
 /// Most points a series holds in its window; past it the oldest half go
 /// to the database (a fast series does not pile up memory).
 pub const MAX_HELD: usize = 64;
@@ -114,6 +123,8 @@ pub struct Writers {
     queued: AtomicU64,
     max_queued: u64,
     room: (Mutex<()>, Condvar),
+    /// Threads in [`Writers::wait_room`]: only then is room announced.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// Counts a writer adds to the server's counters once per job.
@@ -136,6 +147,7 @@ impl Writers {
             queued: AtomicU64::new(0),
             max_queued: max_queued as u64,
             room: (Mutex::new(()), Condvar::new()),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -178,9 +190,12 @@ impl Writers {
 
     /// Gives back room for `n` points.
     pub fn unreserve(&self, n: u64) {
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-        let _guard = self.room.0.lock();
-        self.room.1.notify_all();
+        // SeqCst on both sides: a waiter either sees the room or is seen.
+        self.queued.fetch_sub(n, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _guard = self.room.0.lock();
+            self.room.1.notify_all();
+        }
     }
 
     /// Points queued and not yet taken by a writer.
@@ -190,10 +205,12 @@ impl Writers {
 
     /// Waits (up to 100 ms) for the queue to have room.
     pub fn wait_room(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         let guard = self.room.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.queued() >= self.max_queued {
+        if self.queued.load(Ordering::SeqCst) >= self.max_queued {
             let _ = self.room.1.wait_timeout(guard, std::time::Duration::from_millis(100));
         }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Sends a job to shard `i`; false when the writers have stopped.
@@ -262,12 +279,13 @@ fn work(app: &Weak<App>, rx: &mpsc::Receiver<Job>) {
                 done.finish(&mut results, failure);
             }
             Job::Release { series, all, done } => {
+                let due = if all { Due::All } else { Due::At(app.clock_ms()) };
                 let mut failure = None;
                 let mut tally = Tally::default();
                 for s in &series {
                     let mut mem = s.memory();
                     mem.listed = false;
-                    if let Err(e) = release(&app, s, &mut mem, all, &mut tally, &mut |_, _| {}) {
+                    if let Err(e) = release(&app, s, &mut mem, due, &mut tally, &mut |_, _| {}) {
                         failure = Some(e);
                     }
                     list_if_held(&app, s, &mut mem);
@@ -351,7 +369,7 @@ pub fn accept(app: &App, series: &Arc<Series>, run: &[Item], out: &mut Vec<(u32,
             r.1 = Err(e);
         }
     };
-    let released = release(app, series, &mut mem, false, tally, &mut refused);
+    let released = release(app, series, &mut mem, Due::At(now), tally, &mut refused);
     list_if_held(app, series, &mut mem);
     released
 }
@@ -369,23 +387,23 @@ fn applied(app: &App, series: &Series, mem: &mut Memory) -> Result<Option<rrdcor
     Ok(mem.applied)
 }
 
-/// Applies the held points that are due (all of them with `all`): those
-/// that waited the window, and everything before them in time; the oldest
+/// Applies the held points that are due: all of them, or those that
+/// waited the window and everything before them in time, and the oldest
 /// half when the series holds more than [`MAX_HELD`]. A point the database
 /// refuses goes to `refused`. On a storage error the points stay held.
-pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, tally: &mut Tally, refused: &mut dyn FnMut(u64, String)) -> Result<(), String> {
+pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, due: Due, tally: &mut Tally, refused: &mut dyn FnMut(u64, String)) -> Result<(), String> {
     let len = mem.held.len();
     if len == 0 {
         return Ok(());
     }
-    let n = if all {
-        len
-    } else {
-        let now = app.clock_ms();
-        let window = app.config.reorder_window_ms;
-        let due = mem.held.iter().rposition(|h| h.arrived.saturating_add(window) <= now).map_or(0, |i| i + 1);
-        let over = if len > MAX_HELD { len - MAX_HELD / 2 } else { 0 };
-        due.max(over)
+    let n = match due {
+        Due::All => len,
+        Due::At(now) => {
+            let window = app.config.reorder_window_ms;
+            let waited = mem.held.iter().rposition(|h| h.arrived.saturating_add(window) <= now).map_or(0, |i| i + 1);
+            let over = if len > MAX_HELD { len - MAX_HELD / 2 } else { 0 };
+            waited.max(over)
+        }
     };
     let Some(first) = mem.held.first().filter(|_| n > 0) else { return Ok(()) };
     let create_at = store_time(first.ms);
@@ -395,17 +413,12 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
         let applied = db.update_points(held.iter().map(|h| (store_time(h.ms), h.value)), |k, e| failed.push((k, e.to_string())));
         (applied, db.last_update())
     };
-    let outcome = if series.counter.load(Ordering::Relaxed) && !app.store.exists(&series.handle) {
-        app.store.with_handle_as(&series.handle, create_at, &counter_schema(&app.config.rules, series.key.metric()), apply)
-    } else {
-        app.store.with_handle(&series.handle, Some(create_at), apply)
-    };
-    let (applied, last) = outcome.map_err(|e| e.to_string())?;
+    let (applied, last) = write_series(&app.store, &app.config.rules, series, create_at, apply).map_err(|e| e.to_string())?;
     mem.applied = Some(last);
     tally.stored += applied as u64;
     // Taken out while the applied points are remembered (no copy of them).
-    let mut all = std::mem::take(&mut mem.held);
-    for (k, h) in all.drain(..n).enumerate() {
+    let mut held = std::mem::take(&mut mem.held);
+    for (k, h) in held.drain(..n).enumerate() {
         match failed.iter().find(|(j, _)| *j == k) {
             Some((_, e)) => {
                 tracing::warn!(series = %series.key, ms = h.ms, error = %e, "a held point was refused by its database");
@@ -414,12 +427,22 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, all: bool, t
             None => mem.stored(h.ms, h.value),
         }
     }
-    mem.held = all;
+    mem.held = held;
     Ok(())
 }
 
+/// Runs `f` on a series' database, creating it at `create_at` if missing:
+/// with COUNTER data sources for a counter series, else as the rules say.
+pub(crate) fn write_series<R>(store: &rrdcore::Store, rules: &rrdcore::SchemaRules, series: &Series, create_at: rrdcore::Timestamp, f: impl FnOnce(&mut rrdcore::Rrd) -> R) -> rrdcore::Result<R> {
+    if series.counter.load(Ordering::Relaxed) && !store.exists(&series.handle) {
+        store.with_handle_as(&series.handle, create_at, &counter_schema(rules, series.key.metric()), f)
+    } else {
+        store.with_handle(&series.handle, Some(create_at), f)
+    }
+}
+
 /// The schema the rules give a metric, with COUNTER data sources.
-pub fn counter_schema(rules: &rrdcore::SchemaRules, metric: &str) -> rrdcore::Schema {
+fn counter_schema(rules: &rrdcore::SchemaRules, metric: &str) -> rrdcore::Schema {
     let mut schema = rules.schema_for(metric);
     for ds in &mut schema.data_sources {
         ds.kind = rrdcore::DsType::Counter;

@@ -43,6 +43,25 @@ pub fn serve_binary(dir: &Path, extra: &[&str]) -> (std::process::Child, SocketA
     (child, addr)
 }
 
+/// Copies a directory tree (a data directory as a crash would leave it).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Whether real `rrdtool` is installed.
+pub fn have_rrdtool() -> bool {
+    std::process::Command::new("rrdtool").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
 /// Kills a server process (SIGKILL) if the test fails while it runs, so
 /// no server outlives a failed test.
 pub struct KillOnPanic(pub u32);

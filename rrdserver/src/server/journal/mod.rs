@@ -19,7 +19,7 @@ pub mod format;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -98,7 +98,10 @@ struct SyncState {
 #[derive(Debug)]
 struct Shared {
     sync: Mutex<SyncState>,
-    cv: Condvar,
+    /// The sync thread waits here for something to sync.
+    work: Condvar,
+    /// Puts wait here for their position to be synced.
+    synced: Condvar,
     policy: Durability,
     interval: Duration,
 }
@@ -110,8 +113,6 @@ pub struct Journal {
     writer: Mutex<Writer>,
     shared: Arc<Shared>,
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Set after a write failed until a write succeeds (for stats and logs).
-    failing: AtomicBool,
     /// Bytes appended since the start.
     appended: AtomicU64,
 }
@@ -183,19 +184,15 @@ impl Journal {
         let len = format::SEGMENT_HEADER as u64;
         let shared = Arc::new(Shared {
             sync: Mutex::new(SyncState { file: Arc::new(file.try_clone()?), written: len, synced: len, waiters: 0, failed: None, stop: false }),
-            cv: Condvar::new(),
+            work: Condvar::new(),
+            synced: Condvar::new(),
             policy,
             interval,
         });
         let writer = Writer { file, seq, len, base: 0, next_id: 0, generation: 1, blocks: BlockWriter::default() };
         let thread_shared = Arc::clone(&shared);
         let syncer = std::thread::Builder::new().name("journal-sync".into()).spawn(move || sync_loop(&thread_shared))?;
-        Ok(Journal { dir, writer: Mutex::new(writer), shared, syncer: Mutex::new(Some(syncer)), failing: AtomicBool::new(false), appended: AtomicU64::new(0) })
-    }
-
-    /// The journal directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(Journal { dir, writer: Mutex::new(writer), shared, syncer: Mutex::new(Some(syncer)), appended: AtomicU64::new(0) })
     }
 
     /// The durability policy.
@@ -211,11 +208,6 @@ impl Journal {
     /// Bytes appended since the start (segment headers not counted).
     pub fn bytes_appended(&self) -> u64 {
         self.appended.load(Ordering::Relaxed)
-    }
-
-    /// Whether the last write failed.
-    pub fn failing(&self) -> bool {
-        self.failing.load(Ordering::Relaxed)
     }
 
     /// Appends the points of one batch as `(series, ms, value)`; returns
@@ -244,12 +236,10 @@ impl Journal {
         if let Err(e) = w.file.write_all(w.blocks.bytes()) {
             // Cut off whatever part was written, so the segment stays readable.
             let _ = w.file.set_len(w.len);
-            self.failing.store(true, Ordering::Relaxed);
             // Ids defined in the lost bytes must be defined again.
             w.generation += 1;
             return Err(JournalError(format!("journal write failed: {e}")));
         }
-        self.failing.store(false, Ordering::Relaxed);
         self.appended.fetch_add(w.blocks.bytes().len() as u64, Ordering::Relaxed);
         w.len += w.blocks.bytes().len() as u64;
         let end = w.base + w.len;
@@ -258,7 +248,7 @@ impl Journal {
         s.written = s.written.max(end);
         // The sync thread sleeps until there is something to sync.
         if self.shared.policy == Durability::Sync || was_idle {
-            self.shared.cv.notify_all();
+            self.shared.work.notify_one();
         }
         Ok(end)
     }
@@ -267,7 +257,10 @@ impl Journal {
     pub fn wait_synced(&self, pos: u64) -> Result<(), JournalError> {
         let mut s = lock(&self.shared.sync);
         s.waiters += 1;
-        self.shared.cv.notify_all();
+        // Under `Sync` the append has woken the sync thread already.
+        if self.shared.policy != Durability::Sync {
+            self.shared.work.notify_one();
+        }
         let out = loop {
             if s.synced >= pos {
                 break Ok(());
@@ -280,7 +273,7 @@ impl Journal {
             if s.stop {
                 break Err(JournalError("the journal is closed".into()));
             }
-            s = self.shared.cv.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+            s = self.shared.synced.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
         };
         s.waiters -= 1;
         out
@@ -304,7 +297,7 @@ impl Journal {
         s.file = clone;
         s.written = end;
         s.synced = end;
-        self.shared.cv.notify_all();
+        self.shared.synced.notify_all();
         Ok(w.seq)
     }
 
@@ -324,7 +317,8 @@ impl Journal {
         let _ = w.file.sync_data();
         drop(w);
         lock(&self.shared.sync).stop = true;
-        self.shared.cv.notify_all();
+        self.shared.work.notify_all();
+        self.shared.synced.notify_all();
         if let Some(t) = lock(&self.syncer).take() {
             let _ = t.join();
         }
@@ -351,9 +345,9 @@ fn sync_loop(shared: &Shared) {
         if !due {
             s = if pending {
                 let wait = shared.interval.saturating_sub(last.elapsed());
-                shared.cv.wait_timeout(s, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0)
+                shared.work.wait_timeout(s, wait).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0)
             } else {
-                shared.cv.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner)
+                shared.work.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner)
             };
             continue;
         }
@@ -376,6 +370,6 @@ fn sync_loop(shared: &Shared) {
                 s = lock(&shared.sync);
             }
         }
-        shared.cv.notify_all();
+        shared.synced.notify_all();
     }
 }
