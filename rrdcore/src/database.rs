@@ -5,6 +5,7 @@ use crate::state::DNAN;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::fetch::{self, FetchRequest, Fetched, RowSource};
@@ -74,8 +75,7 @@ pub struct Info {
 pub struct Rrd {
     path: PathBuf,
     map: MappedFile,
-    schema: Schema,
-    layout: Layout,
+    shape: Arc<Shape>,
     state: State,
     active_slot: usize,
     seq: u64,
@@ -115,6 +115,41 @@ fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
         cell.replace(bufs);
         result
     })
+}
+
+/// How many spans [`Rrd::hot_spans`] lists.
+pub(crate) const HOT_SPANS: usize = 8;
+
+/// A schema with its file layout. Databases of the same schema share one
+/// (most stores hold a few schemas over many series), so an update reads the
+/// shape from lines that stay in cache.
+#[derive(Debug)]
+struct Shape {
+    schema: Schema,
+    layout: Layout,
+}
+
+/// Shapes kept for sharing; at most this many different ones (a store with
+/// more keeps the rest unshared, which costs memory, not correctness).
+const SHARED_SHAPES: usize = 64;
+
+static SHAPES: std::sync::Mutex<Vec<Arc<Shape>>> = std::sync::Mutex::new(Vec::new());
+
+impl Shape {
+    /// The shared shape of `schema`, made and kept if it is new.
+    fn shared(schema: Schema, layout: Layout) -> Arc<Shape> {
+        let Ok(mut shapes) = SHAPES.lock() else {
+            return Arc::new(Shape { schema, layout });
+        };
+        if let Some(found) = shapes.iter().find(|s| s.schema == schema) {
+            return Arc::clone(found);
+        }
+        let shape = Arc::new(Shape { schema, layout });
+        if shapes.len() < SHARED_SHAPES {
+            shapes.push(Arc::clone(&shape));
+        }
+        shape
+    }
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -335,8 +370,7 @@ impl Rrd {
         Ok(Rrd {
             path: path.to_path_buf(),
             map,
-            schema: decoded.schema,
-            layout: decoded.layout,
+            shape: Shape::shared(decoded.schema, decoded.layout),
             state: decoded.state,
             active_slot: decoded.active_slot,
             seq: decoded.seq,
@@ -350,7 +384,7 @@ impl Rrd {
 
     /// The database's schema.
     pub fn schema(&self) -> &Schema {
-        &self.schema
+        &self.shape.schema
     }
 
     /// The live state (last update, open PDPs and CDPs, ring positions).
@@ -410,8 +444,8 @@ impl Rrd {
         let mut applied = 0;
         // `last_ds` keeps only the last accepted value's text, and GAUGE and
         // ABSOLUTE values are used exactly: their texts are written once, at the end.
-        let textless = self.schema.data_sources.len() == 1
-            && self.schema.data_sources.iter().all(|d| matches!(d.kind, DsType::Gauge | DsType::Absolute));
+        let textless = self.shape.schema.data_sources.len() == 1
+            && self.shape.schema.data_sources.iter().all(|d| matches!(d.kind, DsType::Gauge | DsType::Absolute));
         let mut last_accepted = None;
         with_bufs(|bufs| {
             for (index, (time, value)) in points.into_iter().enumerate() {
@@ -424,7 +458,7 @@ impl Rrd {
                 }
             }
             if let (true, Some(value), Some(ds), Some(def)) =
-                (textless, last_accepted, self.state.ds.first_mut(), self.schema.data_sources.first())
+                (textless, last_accepted, self.state.ds.first_mut(), self.shape.schema.data_sources.first())
                 && update::value_text(def, value, &mut bufs.text).is_ok()
             {
                 ds.last_ds = crate::state::LastDs::new(&bufs.text);
@@ -479,9 +513,9 @@ impl Rrd {
     pub fn fetch(&self, req: &FetchRequest) -> Result<Fetched> {
         let source = MapSource {
             bytes: self.map.bytes(),
-            layout: &self.layout,
+            layout: &self.shape.layout,
         };
-        fetch::fetch(&self.schema, self.state.last_update.sec, &self.state.cur_row, req, &source)
+        fetch::fetch(&self.shape.schema, self.state.last_update.sec, &self.state.cur_row, req, &source)
     }
 
     /// The database's full description and state.
@@ -489,9 +523,9 @@ impl Rrd {
         Info {
             path: self.path.clone(),
             format_version: header::VERSION,
-            header_size: self.layout.data_offset,
-            file_size: self.layout.file_len,
-            schema: self.schema.clone(),
+            header_size: self.shape.layout.data_offset,
+            file_size: self.shape.layout.file_len,
+            schema: self.shape.schema.clone(),
             state: self.state.clone(),
         }
     }
@@ -499,11 +533,11 @@ impl Rrd {
     /// One stored value: data source `ds` in ring row `row` of archive `rra`
     /// (`None` when out of range).
     pub fn stored_value(&self, rra: usize, row: u64, ds: usize) -> Option<f64> {
-        let a = self.schema.archives.get(rra)?;
-        if row >= a.rows || ds >= self.schema.data_sources.len() {
+        let a = self.shape.schema.archives.get(rra)?;
+        if row >= a.rows || ds >= self.shape.schema.data_sources.len() {
             return None;
         }
-        Some(read_value(self.map.bytes(), &self.layout, rra, row, ds))
+        Some(read_value(self.map.bytes(), &self.shape.layout, rra, row, ds))
     }
 
     /// Replaces the live state and every row (an import or a restore). The
@@ -516,12 +550,12 @@ impl Rrd {
         };
         let mut buf = Vec::new();
         live::encode(state, 0, &mut buf);
-        let (_, checked) = live::decode(&buf, &self.schema).map_err(|e| bad(format!("state to restore: {e}")))?;
-        if checked.ds.len() != self.schema.data_sources.len() || rows.len() != self.schema.archives.len() {
+        let (_, checked) = live::decode(&buf, &self.shape.schema).map_err(|e| bad(format!("state to restore: {e}")))?;
+        if checked.ds.len() != self.shape.schema.data_sources.len() || rows.len() != self.shape.schema.archives.len() {
             return Err(bad("state or rows do not match the schema".into()));
         }
-        let ds_count = self.schema.data_sources.len();
-        for (r, (rra, values)) in self.schema.archives.iter().zip(rows).enumerate() {
+        let ds_count = self.shape.schema.data_sources.len();
+        for (r, (rra, values)) in self.shape.schema.archives.iter().zip(rows).enumerate() {
             if values.len() as u64 != rra.rows * ds_count as u64 {
                 return Err(bad(format!("archive {r}: {} values, expected {}", values.len(), rra.rows * ds_count as u64)));
             }
@@ -529,7 +563,7 @@ impl Rrd {
         let Some(bytes) = self.map.bytes_mut() else {
             return Err(Error::ReadOnly { path: self.path.clone() });
         };
-        let mut sink = MapSink { bytes, layout: &self.layout };
+        let mut sink = MapSink { bytes, layout: &self.shape.layout };
         for (r, values) in rows.iter().enumerate() {
             for (i, v) in values.iter().enumerate() {
                 sink.write(r, (i / ds_count) as u64, i % ds_count, *v);
@@ -551,6 +585,34 @@ impl Rrd {
         Rrd::open(path)
     }
 
+    /// The memory an update of this database touches next, as packed
+    /// [`crate::prefetch::span`]s: this handle, its state, the live slot the
+    /// next commit writes, and the next row of the first archives. Hints
+    /// for [`crate::Store::prefetch`]; never dereferenced.
+    pub(crate) fn hot_spans(&self) -> [usize; HOT_SPANS] {
+        use crate::prefetch::span;
+        let s = &self.state;
+        let layout = &self.shape.layout;
+        let base = self.map.bytes().as_ptr().addr();
+        let at = |offset: u64, len: u64| usize::try_from(offset).ok().zip(usize::try_from(len).ok()).map_or(0, |(o, l)| span(base + o, l));
+        let mut spans = [
+            span(std::ptr::from_ref(self).addr(), size_of::<Rrd>()),
+            span(s.ds.as_ptr().addr(), size_of_val(s.ds.as_slice())),
+            span(s.cdp.as_ptr().addr(), size_of_val(s.cdp.as_slice())),
+            span(s.cur_row.as_ptr().addr(), size_of_val(s.cur_row.as_slice())),
+            at(layout.slot_offset(1 - self.active_slot), layout.slot_len),
+            0,
+            0,
+            0,
+        ];
+        let rows = self.shape.schema.archives.iter().zip(&s.cur_row).enumerate();
+        for ((r, (rra, cur)), out) in rows.zip(spans.iter_mut().skip(5)) {
+            let next = if cur + 1 >= rra.rows { 0 } else { cur + 1 };
+            *out = at(layout.value_offset(r, next, 0), layout.ds_count * 8);
+        }
+        spans
+    }
+
     /// Writes everything to disk and waits for it (msync).
     pub fn flush(&self) -> Result<()> {
         self.map.flush().map_err(io_err("msync", &self.path))
@@ -563,15 +625,21 @@ impl Rrd {
     /// [`Rrd::stage_typed`] with the work buffers at hand. Without `with_text`,
     /// GAUGE and ABSOLUTE values get no decimal text (the caller writes `last_ds`).
     fn stage_typed_in(&mut self, bufs: &mut Bufs, time: Timestamp, values: &[f64], with_text: bool) -> Result<()> {
-        if values.len() != self.schema.data_sources.len() {
+        if values.len() != self.shape.schema.data_sources.len() {
             return Err(Error::ValueCount {
-                expected: self.schema.data_sources.len(),
+                expected: self.shape.schema.data_sources.len(),
                 got: values.len(),
             });
         }
         let Bufs { texts, scratch, .. } = bufs;
+        if !with_text && let ([value], [ds]) = (values, self.shape.schema.data_sources.as_slice()) && matches!(ds.kind, DsType::Gauge | DsType::Absolute) {
+            // The common case of a batch: one exact value, whose text only
+            // tells unknown (`U`) from known.
+            let text = if value.is_nan() { "U" } else { "" };
+            return self.stage_in(scratch, time, &[text], Some(values), false);
+        }
         texts.resize_with(values.len().max(texts.len()), String::new);
-        for ((ds, v), out) in self.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
+        for ((ds, v), out) in self.shape.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
             if with_text || v.is_nan() || !matches!(ds.kind, DsType::Gauge | DsType::Absolute) {
                 update::value_text(ds, *v, out)?;
             } else {
@@ -590,7 +658,7 @@ impl Rrd {
             refs = texts.iter().take(values.len()).map(String::as_str).collect();
             &refs
         };
-        self.stage_in(scratch, time, refs, Some(values))
+        self.stage_in(scratch, time, refs, Some(values), true)
     }
 
     /// Parses one text argument and applies it; `Ok(false)` when skipped.
@@ -620,9 +688,9 @@ impl Rrd {
                 got: given.len(),
             });
         }
-        let mut values = vec!["U"; self.schema.data_sources.len()];
+        let mut values = vec!["U"; self.shape.schema.data_sources.len()];
         for (name, value) in names.iter().zip(given) {
-            let i = self.schema.ds_index(name).ok_or_else(|| Error::Value {
+            let i = self.shape.schema.ds_index(name).ok_or_else(|| Error::Value {
                 ds: name.clone(),
                 kind: "template",
                 value: name.clone(),
@@ -638,22 +706,23 @@ impl Rrd {
     /// Validates and applies one update to the in-memory state and the rows.
     /// `exact`: typed values, used as given for GAUGE and ABSOLUTE.
     fn stage(&mut self, time: Timestamp, values: &[&str], exact: Option<&[f64]>) -> Result<()> {
-        with_bufs(|bufs| self.stage_in(&mut bufs.scratch, time, values, exact))
+        with_bufs(|bufs| self.stage_in(&mut bufs.scratch, time, values, exact, true))
     }
 
-    /// [`Rrd::stage`] with the scratch buffers at hand.
-    fn stage_in(&mut self, scratch: &mut Scratch, time: Timestamp, values: &[&str], exact: Option<&[f64]>) -> Result<()> {
+    /// [`Rrd::stage`] with the scratch buffers at hand; `set_last` keeps
+    /// `values` as the data sources' `last_ds`.
+    fn stage_in(&mut self, scratch: &mut Scratch, time: Timestamp, values: &[&str], exact: Option<&[f64]>, set_last: bool) -> Result<()> {
         let Some(bytes) = self.map.bytes_mut() else {
             return Err(Error::ReadOnly {
                 path: self.path.clone(),
             });
         };
-        let interval = update::prepare(&self.schema, &self.state, time, values, exact, scratch)?;
+        let interval = update::prepare(&self.shape.schema, &self.state, time, values, exact, scratch)?;
         let mut sink = MapSink {
             bytes,
-            layout: &self.layout,
+            layout: &self.shape.layout,
         };
-        update::apply(&self.schema, &mut self.state, time, interval, values, scratch, &mut sink);
+        update::apply(&self.shape.schema, &mut self.state, time, interval, set_last.then_some(values), scratch, &mut sink);
         Ok(())
     }
 
@@ -667,7 +736,7 @@ impl Rrd {
     fn commit(&mut self) {
         let next = self.seq.wrapping_add(1);
         let slot = 1 - self.active_slot;
-        let offset = self.layout.slot_offset(slot);
+        let offset = self.shape.layout.slot_offset(slot);
         SLOT_BUF.with(|cell| {
             let mut buf = cell.take();
             live::encode(&self.state, next, &mut buf);
@@ -686,7 +755,7 @@ impl Rrd {
     /// Writes the live state to disk and waits for it (cheaper than [`Rrd::flush`]
     /// when only the state matters, e.g. after a journal replay).
     pub fn flush_state(&self) -> Result<()> {
-        let len = usize::try_from(self.layout.data_offset).unwrap_or(0);
+        let len = usize::try_from(self.shape.layout.data_offset).unwrap_or(0);
         self.map.flush_range(0, len).map_err(io_err("msync", &self.path))
     }
 }
@@ -921,4 +990,34 @@ pub struct CheckReport {
     pub sequence: u64,
     /// When the other live-state slot is damaged (typically a torn last write), why.
     pub torn_slot: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte of the file an update changes lies in a span that
+    /// `hot_spans` listed before it (the hints point at the right memory).
+    #[test]
+    fn hot_spans_cover_what_the_next_update_writes() {
+        let opts = CreateOptions { start: Some(1_000_000_000), ..CreateOptions::default() };
+        let mut db = Rrd::create_in_memory(&Schema::monitoring_default(), &opts).unwrap();
+        let mut t = 1_000_000_000;
+        for round in 0..700 {
+            let spans = db.hot_spans();
+            let before = db.as_bytes().to_vec();
+            let base = db.as_bytes().as_ptr().addr();
+            t += 300;
+            db.update(Timestamp::from_secs(t), &[f64::from(round)]).unwrap();
+            let covered = |offset: usize| {
+                let addr = base + offset;
+                spans.iter().any(|&s| s != 0 && (s & !63..=(s & !63) + 64 * (s & 63) + 63).contains(&addr))
+            };
+            for (offset, (a, b)) in before.iter().zip(db.as_bytes()).enumerate() {
+                // The daily archive's row is written once in 288 updates and not hinted.
+                let daily = db.shape.layout.rra_offsets.get(3).is_some_and(|&o| offset as u64 >= o);
+                assert!(a == b || daily || covered(offset), "round {round}: byte {offset} changed outside the hinted spans");
+            }
+        }
+    }
 }

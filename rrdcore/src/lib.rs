@@ -49,6 +49,7 @@ mod format;
 mod mmap;
 pub mod native;
 pub mod number;
+mod prefetch;
 mod reshape;
 mod schema;
 mod state;

@@ -31,10 +31,15 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
+    /// Sizes the buffers for `n` data sources. Their contents need no reset:
+    /// [`prepare`] writes every `pdp_new`, and `part` and `pdp_temp` are
+    /// written before they are read.
     fn reset(&mut self, n: usize) {
-        for v in [&mut self.pdp_new, &mut self.part, &mut self.pdp_temp] {
-            v.clear();
-            v.resize(n, DNAN);
+        if self.pdp_new.len() != n {
+            for v in [&mut self.pdp_new, &mut self.part, &mut self.pdp_temp] {
+                v.clear();
+                v.resize(n, DNAN);
+            }
         }
     }
 }
@@ -169,17 +174,18 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, i
 }
 
 /// Applies an update that [`prepare`] accepted: moves the state to `time` and
-/// writes every finished row.
+/// writes every finished row. `values` become each data source's `last_ds`,
+/// unless they are `None` (the caller then sets `last_ds` itself).
 pub(crate) fn apply(
     schema: &Schema,
     state: &mut State,
     time: Timestamp,
     interval: f64,
-    values: &[&str],
+    values: Option<&[&str]>,
     scratch: &mut Scratch,
     sink: &mut impl RowSink,
 ) {
-    for (d, text) in state.ds.iter_mut().zip(values) {
+    for (d, text) in state.ds.iter_mut().zip(values.unwrap_or_default()) {
         d.last_ds = LastDs::new(text);
     }
     #[expect(clippy::cast_possible_wrap, reason = "validated schemas keep step below i64::MAX")]

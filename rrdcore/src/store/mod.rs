@@ -29,13 +29,13 @@ use std::collections::{HashMap, HashSet};
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 
 pub use key::SeriesKey;
 pub use rules::{Pattern, SchemaRules};
 
-use crate::database::Rrd;
+use crate::database::{HOT_SPANS, Rrd};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchRequest, Fetched};
 use crate::schema::Schema;
@@ -133,6 +133,23 @@ struct Slot {
     referenced: AtomicBool,
     /// The series' file exists (index entries of failed creates stay, unlisted).
     exists: AtomicBool,
+    /// What the series' next write will touch ([`Rrd::hot_spans`]), kept
+    /// by each write for [`Store::prefetch`]. Hints only: never dereferenced.
+    hot: [AtomicUsize; HOT_SPANS],
+}
+
+impl Slot {
+    fn publish(&self, db: &Rrd) {
+        for (h, span) in self.hot.iter().zip(db.hot_spans()) {
+            h.store(span, Ordering::Relaxed);
+        }
+    }
+
+    fn forget_hot(&self) {
+        for h in &self.hot {
+            h.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Slot {
@@ -365,6 +382,7 @@ impl Store {
             return Err(Error::Exists { path });
         }
         *guard = None;
+        slot.forget_hot();
         self.prepare_dir(key, &path, hashed)?;
         Rrd::write_restored(&path, schema, state, rows)?;
         if !slot.exists.swap(true, Ordering::Relaxed) {
@@ -378,9 +396,36 @@ impl Store {
     fn with_slot<R>(&self, key: &SeriesKey, slot: &Arc<Slot>, create_at: Option<(Timestamp, Option<&Schema>)>, f: impl FnOnce(&mut Rrd) -> R) -> Result<R> {
         let mut guard = self.open_slot(key, slot, create_at)?;
         match guard.as_mut() {
-            Some(db) => Ok(f(db)),
+            Some(db) => {
+                let out = f(db);
+                slot.publish(db);
+                Ok(out)
+            }
             None => Err(unknown(key)),
         }
+    }
+
+    /// Hints that `handle`'s series will be written soon: starts loading
+    /// the memory its next write touches (its open database, state, live
+    /// slot and next rows) without waiting for it. A loop writing many
+    /// series calls this for the next series before writing the current
+    /// one, so their cache and TLB misses overlap (see also
+    /// [`Store::prefetch_handle`]). Changes nothing; costs a few instructions.
+    pub fn prefetch(&self, handle: &SeriesHandle) {
+        for h in &handle.slot.hot {
+            crate::prefetch::lines(h.load(Ordering::Relaxed));
+        }
+    }
+
+    /// The first stage of [`Store::prefetch`]: starts loading the handle's
+    /// own index entry, where `prefetch` finds what to load. Call it two
+    /// series ahead.
+    pub fn prefetch_handle(&self, handle: &SeriesHandle) {
+        Self::prefetch_slot(&handle.slot);
+    }
+
+    fn prefetch_slot(slot: &Arc<Slot>) {
+        crate::prefetch::lines(crate::prefetch::span(Arc::as_ptr(slot).addr(), size_of::<Slot>()));
     }
 
     /// [`Store::fetch`] through a handle (readers of one series share its lock).
@@ -414,6 +459,9 @@ impl Store {
     /// (too old, bad value) is reported by its index and does not stop the others.
     pub fn write_batch(&self, points: &[Point<'_>]) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
+        // The runs of one series each, with their index entries resolved
+        // first, so each series' memory can be hinted ahead of its write.
+        let mut runs: Vec<(usize, usize, Result<Arc<Slot>>)> = Vec::new();
         let mut start = 0;
         while let Some(first) = points.get(start) {
             let run = points
@@ -422,22 +470,39 @@ impl Store {
                 .iter()
                 .take_while(|p| std::ptr::eq(p.key, first.key) || p.key == first.key)
                 .count();
+            runs.push((start, run, self.slot(first.key, true)));
+            start += run;
+        }
+        for (i, (start, run, slot)) in runs.iter().enumerate() {
+            if let Some((_, _, Ok(ahead))) = runs.get(i + 2) {
+                Self::prefetch_slot(ahead);
+            }
+            if let Some((_, _, Ok(next))) = runs.get(i + 1) {
+                for h in &next.hot {
+                    crate::prefetch::lines(h.load(Ordering::Relaxed));
+                }
+            }
+            let (start, run) = (*start, *run);
             let group = points.get(start..start + run).unwrap_or_default();
+            let Some(first) = group.first() else { continue };
             let mut errors = Vec::new();
-            let result = self.with_db_at(first.key, Some(first.time), |db| {
-                db.update_points(group.iter().map(|p| (p.time, p.value)), |j, e| errors.push((start + j, e)))
-            });
+            let result = match slot {
+                Ok(slot) => self
+                    .with_slot(first.key, slot, Some((first.time, None)), |db| {
+                        db.update_points(group.iter().map(|p| (p.time, p.value)), |j, e| errors.push((start + j, e)))
+                    })
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             match result {
                 Ok(applied) => outcome.applied += applied,
-                Err(e) => {
-                    let msg = e.to_string();
+                Err(msg) => {
                     for i in start..start + run {
                         outcome.errors.push((i, Error::Unavailable { key: first.key.to_string(), reason: msg.clone() }));
                     }
                 }
             }
             outcome.errors.extend(errors);
-            start += run;
         }
         outcome
     }
@@ -620,6 +685,7 @@ impl Store {
             }
             // Never wait on a series lock while holding the clock: skip busy ones.
             if let Ok(mut db) = victim.db.try_write() {
+                victim.forget_hot();
                 if let (Some(old), Ok(mut evicted)) = (db.take(), self.evicted.lock()) {
                     evicted.insert(old.path().to_path_buf());
                 }
