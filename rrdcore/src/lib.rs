@@ -49,7 +49,7 @@ mod format;
 mod mmap;
 pub mod native;
 pub mod number;
-mod prefetch;
+pub mod prefetch;
 mod reshape;
 mod schema;
 mod state;

@@ -34,10 +34,12 @@ struct Opts {
     durability: &'static str,
     /// rrdserver's `reorder_window_ms`.
     reorder_ms: u64,
+    /// Which protocols to run: `--only http` or `--only telnet` (profiling one).
+    only: Option<bool>,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { rounds: 30, conns: 2, series: 10_000, batch: 1000, vm: true, durability: "interval", reorder_ms: 0 };
+    let mut o = Opts { rounds: 30, conns: 2, series: 10_000, batch: 1000, vm: true, durability: "interval", reorder_ms: 0, only: None };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -49,6 +51,13 @@ fn parse_opts() -> Opts {
             "--batch" => o.batch = usize::try_from(num()).unwrap_or(1).max(1),
             "--no-vm" => o.vm = false,
             "--reorder-ms" => o.reorder_ms = num(),
+            "--only" => {
+                o.only = match it.next().map(String::as_str) {
+                    Some("http") => Some(false),
+                    Some("telnet") => Some(true),
+                    _ => die("--only takes http or telnet"),
+                }
+            }
             "--durability" => {
                 o.durability = match it.next().map(String::as_str) {
                     Some("sync") => "sync",
@@ -398,6 +407,9 @@ fn main() {
         println!("{:<18} {:<7} {:>14.0} {:>18.3} {:>20.0}   (first point of each series: creates it)", t.name, "create", rate, cpu_per_m, 1e6 / cpu_per_m);
         let mut done = o.series as u64;
         for (proto, telnet, b) in [("http", false, base), ("telnet", true, base + o.rounds)] {
+            if o.only.is_some_and(|only| only != telnet) {
+                continue;
+            }
             let (rate, cpu_per_m) = ingest(t, &o, b, telnet, done);
             done += o.rounds * o.series as u64;
             println!("{:<18} {:<7} {:>14.0} {:>18.3} {:>20.0}", t.name, proto, rate, cpu_per_m, 1e6 / cpu_per_m);

@@ -281,7 +281,12 @@ impl App {
     /// is scratch space, reused across calls.
     pub fn resolve(&self, p: &impl AsPoint, buf: &mut String) -> Result<Arc<Series>, String> {
         canonical(buf, p.metric(), p.tag_pairs());
-        self.index.get_or_insert(&self.store, buf, || SeriesKey::new(p.metric(), p.tag_pairs()).map_err(|e| e.to_string()))
+        self.resolve_text(p, buf)
+    }
+
+    /// [`App::resolve`] when `text` already holds the point's canonical text.
+    pub fn resolve_text(&self, p: &impl AsPoint, text: &str) -> Result<Arc<Series>, String> {
+        self.index.get_or_insert(&self.store, text, || SeriesKey::new(p.metric(), p.tag_pairs()).map_err(|e| e.to_string()))
     }
 
     /// The last point of a series: from the last-value table, or, for a

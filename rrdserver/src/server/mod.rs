@@ -23,6 +23,7 @@ pub mod http;
 pub mod index;
 pub mod journal;
 pub mod query;
+pub mod recall;
 pub mod recovery;
 pub mod telnet;
 pub mod writer;

@@ -36,6 +36,7 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
     let mut batch: Vec<Resolved> = Vec::with_capacity(BATCH);
     let mut line = Vec::with_capacity(256);
     let mut key = String::new();
+    let mut recall = super::recall::Recall::default();
     let max = app.config.max_line_bytes;
     loop {
         line.clear();
@@ -62,7 +63,7 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
         let text = text.trim_end_matches(['\r', '\n']);
         match parse_line(text, app.config.max_tags) {
             // Resolved at once: the line's text is not kept.
-            Command::Put(Ok(p)) => match app.resolve(&p, &mut key) {
+            Command::Put(Ok(p)) => match recall.resolve(&app, &p, &mut key) {
                 Ok(series) => batch.push(Resolved { series, timestamp_ms: p.timestamp_ms, value: p.value }),
                 Err(e) => {
                     app.counters.points_received.fetch_add(1, Ordering::Relaxed);
