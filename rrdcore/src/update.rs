@@ -321,8 +321,12 @@ fn consolidate(
 ) {
     let nds = schema.data_sources.len();
     let State { cur_row, cdp, .. } = state;
-    let per_rra = schema.archives.iter().zip(cur_row.iter_mut()).zip(cdp.chunks_mut(nds));
-    for (r, ((rra, cur), cdps)) in per_rra.enumerate() {
+    // Indexed rather than zipped: a zip over `chunks_mut` divides by the
+    // chunk size to learn its length, on every call.
+    for (r, rra) in schema.archives.iter().enumerate() {
+        let (Some(cur), Some(cdps)) = (cur_row.get_mut(r), cdp.get_mut(r * nds..(r + 1) * nds)) else {
+            continue;
+        };
         let n = rra.steps;
         // Divisions are slow; the common cases (steps = 1, fewer than `steps`
         // PDPs past the row boundary) need none.
@@ -334,15 +338,20 @@ fn consolidate(
         } else {
             ((elapsed - start_off) / n + 1).min(rra.rows)
         };
-        for (c, &pdp) in cdps.iter_mut().zip(pdp_temp) {
-            if n == 1 {
+        let pdps = cdps.iter_mut().zip(pdp_temp);
+        if n == 1 {
+            for (c, &pdp) in pdps {
                 c.primary = pdp;
                 if elapsed >= 2 {
                     c.secondary = pdp;
                 }
-            } else if rows_due > 0 {
+            }
+        } else if rows_due > 0 {
+            for (c, &pdp) in pdps {
                 finish_cdp(c, rra.cf, rra.xff, n, pdp, elapsed, start_off);
-            } else {
+            }
+        } else {
+            for (c, &pdp) in pdps {
                 extend_cdp(c, rra.cf, pdp, elapsed);
             }
         }
