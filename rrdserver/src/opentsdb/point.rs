@@ -51,6 +51,10 @@ fn allowed(c: char) -> bool {
 
 /// The first illegal character of `s`, if any.
 fn illegal(s: &str) -> Option<char> {
+    // Names are nearly always ASCII: checked byte by byte, without decoding.
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/')) {
+        return None;
+    }
     s.chars().find(|c| !allowed(*c))
 }
 

@@ -38,7 +38,17 @@ pub const COMMANDS: &[&str] = &["put", "version", "stats", "help", "dropcaches",
 
 /// Parses one line (without its line ending).
 pub fn parse_line(line: &str, max_tags: usize) -> Command<'_> {
-    let mut words = line.split_whitespace();
+    // On ASCII without vertical tabs (the one ASCII character `char` calls
+    // whitespace and `u8` does not), the byte split gives the same words
+    // without decoding characters.
+    if line.is_ascii() && !line.contains('\x0B') {
+        command(line.split_ascii_whitespace(), max_tags)
+    } else {
+        command(line.split_whitespace(), max_tags)
+    }
+}
+
+fn command<'a>(mut words: impl Iterator<Item = &'a str> + Clone, max_tags: usize) -> Command<'a> {
     let Some(cmd) = words.next() else { return Command::Empty };
     match cmd {
         "put" => Command::Put(put(words, max_tags)),
@@ -88,7 +98,7 @@ fn telnet_time(text: &str) -> Result<u64, String> {
     Ok(secs.unsigned_abs() * 1000 + millis)
 }
 
-fn put<'a>(words: std::str::SplitWhitespace<'a>, max_tags: usize) -> Result<PointRef<'a>, String> {
+fn put<'a>(words: impl Iterator<Item = &'a str> + Clone, max_tags: usize) -> Result<PointRef<'a>, String> {
     let mut rest = words.clone();
     let (Some(metric), Some(time), Some(value)) = (rest.next(), rest.next(), rest.next()) else {
         return Err(illegal(format!("not enough arguments (need least 4, got {})", words.count())));
@@ -130,6 +140,25 @@ mod tests {
         match parse_line(line, 8) {
             Command::Put(Err(e)) => e,
             other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    /// The byte split of ASCII lines gives what the character split gives.
+    #[test]
+    fn ascii_and_unicode_splits_agree() {
+        let lines = [
+            "put m 1700000000 1 host=a",
+            "put\tm\t1700000000  2\x0Chost=a\r",
+            "put m 1700000000 3 host=a\x0Bb",
+            "put m 1700000000 4 host=\u{a0}b",
+            "  put m 1700000000 5 host=a cpu=0 ",
+            "put m 1700000000",
+            "\x1f put m 1 2 a=b",
+            "version",
+            " \t ",
+        ];
+        for line in lines {
+            assert_eq!(parse_line(line, 8), command(line.split_whitespace(), 8), "{line:?}");
         }
     }
 

@@ -37,6 +37,9 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
     let mut line = Vec::with_capacity(256);
     let mut key = String::new();
     let mut recall = super::recall::Recall::default();
+    // Lines read, added to the shared counter once per batch (an atomic add
+    // per line would bounce its cache line between connections' threads).
+    let mut lines = 0u64;
     let max = app.config.max_line_bytes;
     loop {
         line.clear();
@@ -58,8 +61,10 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
                 break;
             }
         }
-        app.counters.telnet_lines.fetch_add(1, Ordering::Relaxed);
-        let text = String::from_utf8_lossy(&line);
+        lines += 1;
+        // Valid UTF-8 (the rule) is checked by the fast validator; only
+        // other bytes go through the replacing decoder.
+        let text = std::str::from_utf8(&line).map_or_else(|_| String::from_utf8_lossy(&line), std::borrow::Cow::Borrowed);
         let text = text.trim_end_matches(['\r', '\n']);
         match parse_line(text, app.config.max_tags) {
             // Resolved at once: the line's text is not kept.
@@ -78,6 +83,7 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
             }
             Command::Empty => {}
             other => {
+                app.counters.telnet_lines.fetch_add(std::mem::take(&mut lines), Ordering::Relaxed);
                 store(&app, &mut batch, &tx).await;
                 if !answer(&app, other, &tx) {
                     break;
@@ -86,9 +92,11 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
         }
         // Store when the batch is full or nothing more is waiting to be read.
         if batch.len() >= BATCH || (reader.buffer().is_empty() && !batch.is_empty()) {
+            app.counters.telnet_lines.fetch_add(std::mem::take(&mut lines), Ordering::Relaxed);
             store(&app, &mut batch, &tx).await;
         }
     }
+    app.counters.telnet_lines.fetch_add(lines, Ordering::Relaxed);
     store(&app, &mut batch, &tx).await;
     drop(tx);
     let _ = writer.await;

@@ -313,6 +313,8 @@ fn take_points(app: &App, items: &mut [Item], out: &mut Vec<(u32, Result<(), Str
         rest = later;
     }
     let series = |i: usize| runs.get(i).and_then(|r| r.first()).map(|it| &it.series);
+    // One clock read per job: its points arrived together.
+    let now = app.clock_ms();
     for (i, run) in runs.iter().enumerate() {
         // Each series' memory is hinted ahead of its turn, so the misses of
         // consecutive series overlap: its record three ahead, its index
@@ -327,7 +329,7 @@ fn take_points(app: &App, items: &mut [Item], out: &mut Vec<(u32, Result<(), Str
             app.store.prefetch(&s.handle);
         }
         let Some(first) = run.first() else { continue };
-        if let Err(e) = accept(app, &first.series, run, out, &mut tally) {
+        if let Err(e) = accept(app, &first.series, run, now, out, &mut tally) {
             tracing::error!(series = %first.series.key, error = %e, "storing points failed");
             failure = Some(e);
         }
@@ -341,11 +343,11 @@ fn take_points(app: &App, items: &mut [Item], out: &mut Vec<(u32, Result<(), Str
 
 /// Takes one series' points (sorted by time). Errors per point go to
 /// `out`; an error storing the series is returned (its points stay held,
-/// so a retry of the batch is recognised).
-pub fn accept(app: &App, series: &Arc<Series>, run: &[Item], out: &mut Vec<(u32, Result<(), String>)>, tally: &mut Tally) -> Result<(), String> {
+/// so a retry of the batch is recognised). `now` is the server clock
+/// ([`App::clock_ms`]) when the points were taken.
+pub fn accept(app: &App, series: &Arc<Series>, run: &[Item], now: u64, out: &mut Vec<(u32, Result<(), String>)>, tally: &mut Tally) -> Result<(), String> {
     let mut mem = series.memory();
     let applied = applied(app, series, &mut mem)?;
-    let now = app.clock_ms();
     let first_out = out.len();
     for (k, it) in run.iter().enumerate() {
         // Of several points at one time in a batch, the last sent wins.
