@@ -320,6 +320,12 @@ impl App {
     /// Denormalized copies are acknowledged without being stored. See
     /// [`App::ingest_resolved`].
     pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
+        self.ingest_recalling(points, sync, &mut super::recall::Recall::default())
+    }
+
+    /// [`App::ingest`] for a connection that keeps its [`super::recall::Recall`]
+    /// between requests, so its series are resolved in the order it sends them.
+    pub fn ingest_recalling<P: AsPoint>(&self, points: &[P], sync: bool, recall: &mut super::recall::Recall) -> Result<Vec<Result<(), String>>, IngestError> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
         let mut resolved = Vec::with_capacity(points.len());
@@ -330,7 +336,7 @@ impl App {
                 copies += 1;
                 continue;
             }
-            match self.resolve(p, &mut buf) {
+            match recall.resolve(self, p, &mut buf) {
                 Ok(series) => {
                     resolved.push(Resolved { series, timestamp_ms: p.timestamp_ms(), value: p.value() });
                     at.push(i);

@@ -111,7 +111,8 @@ async fn connection(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<
 }
 
 async fn http_connection(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<bool>) {
-    let service = service_fn(move |req| api::handle(Arc::clone(&app), req));
+    let recall = Arc::new(std::sync::Mutex::new(recall::Recall::default()));
+    let service = service_fn(move |req| api::handle(Arc::clone(&app), req, Arc::clone(&recall)));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))

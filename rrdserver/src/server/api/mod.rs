@@ -14,13 +14,14 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use super::app::App;
+use super::recall::Recall;
 use super::http::{ApiError, Params, Resp, Route, accepts_gzip, bytes_response, empty, error_response, route};
 
 pub use meta::{stats_lines, version_line};
 
 /// Answers one HTTP request.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    let resp = match dispatch(&app, req).await {
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, recall: Arc<std::sync::Mutex<Recall>>) -> Result<Resp, Infallible> {
+    let resp = match dispatch(&app, req, recall).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -36,10 +37,13 @@ pub(crate) struct Ctx {
     pub method: Method,
     pub params: Params,
     pub gzip: bool,
+    /// The connection's memory of the series it puts (requests on one
+    /// connection come one after another, so the lock is never contended).
+    pub recall: Arc<std::sync::Mutex<Recall>>,
 }
 
-async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let ctx = Ctx { method: req.method().clone(), params: Params::parse(req.uri().query()), gzip: accepts_gzip(&req) };
+async fn dispatch(app: &Arc<App>, req: Request<Incoming>, recall: Arc<std::sync::Mutex<Recall>>) -> Result<Resp, ApiError> {
+    let ctx = Ctx { method: req.method().clone(), params: Params::parse(req.uri().query()), gzip: accepts_gzip(&req), recall };
     if !matches!(ctx.method, Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::OPTIONS) {
         return Ok(empty(StatusCode::METHOD_NOT_ALLOWED));
     }

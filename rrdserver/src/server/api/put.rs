@@ -11,6 +11,7 @@ use super::Ctx;
 use crate::opentsdb::point::Value;
 use crate::opentsdb::put::{PointRef, parse_borrowed};
 use crate::server::app::App;
+use crate::server::recall::Recall;
 use crate::server::http::{ApiError, Resp, empty, json_response, read_body};
 
 /// Handles `/api/put`.
@@ -21,7 +22,8 @@ pub(super) async fn put(app: &Arc<App>, req: Request<Incoming>, ctx: &Ctx) -> Re
     let body = read_body(req, app.config.max_body_bytes).await?;
     let sync = ctx.params.flag("sync");
     let app2 = Arc::clone(app);
-    let outcome = tokio::task::spawn_blocking(move || store(&app2, &body, sync))
+    let recall = Arc::clone(&ctx.recall);
+    let outcome = tokio::task::spawn_blocking(move || store(&app2, &body, sync, &recall))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "An unknown exception occurred").with_details(e.to_string()))??;
     let (success, errors) = outcome;
@@ -49,7 +51,7 @@ pub(super) async fn put(app: &Arc<App>, req: Request<Incoming>, ctx: &Ctx) -> Re
 
 /// Decodes and stores a body: the number stored and each failure (the
 /// point as received and why).
-fn store(app: &App, body: &[u8], sync: bool) -> Result<(usize, Vec<(Json, String)>), ApiError> {
+fn store(app: &App, body: &[u8], sync: bool, recall: &std::sync::Mutex<Recall>) -> Result<(usize, Vec<(Json, String)>), ApiError> {
     let parsed = parse_borrowed(body, app.config.max_tags).map_err(|e| {
         let err = ApiError::bad(e.message());
         match e.details() {
@@ -68,7 +70,9 @@ fn store(app: &App, body: &[u8], sync: bool) -> Result<(usize, Vec<(Json, String
     let invalid = errors.len() as u64;
     app.counters.points_received.fetch_add(invalid, std::sync::atomic::Ordering::Relaxed);
     app.counters.points_rejected.fetch_add(invalid, std::sync::atomic::Ordering::Relaxed);
-    let results = app.ingest(&good, sync).map_err(|e| unavailable(&e))?;
+    let mut recall = recall.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let results = app.ingest_recalling(&good, sync, &mut recall).map_err(|e| unavailable(&e))?;
+    drop(recall);
     let mut success = 0;
     for (dp, r) in good.iter().zip(results) {
         match r {
