@@ -68,6 +68,10 @@ fn illegal(msg: impl std::fmt::Display) -> String {
 
 /// A Java `parseLong`-style read: optional sign, digits; the first bad character is named.
 fn parse_long(text: &str) -> Result<i64, String> {
+    // The usual timestamp: up to 18 plain digits, which cannot overflow.
+    if (1..=18).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(text.bytes().fold(0, |n, b| n * 10 + i64::from(b - b'0')));
+    }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if let Some(c) = digits.chars().find(|c| !c.is_ascii_digit()) {
         return Err(format!("put: invalid value: Invalid character '{c}' in {text}"));
@@ -140,6 +144,17 @@ mod tests {
         match parse_line(line, 8) {
             Command::Put(Err(e)) => e,
             other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    /// The digits-only fast path reads what `i64::from_str` reads.
+    #[test]
+    fn long_numbers() {
+        for t in ["0", "7", "000123", "1700000000", "999999999999999999", "9223372036854775807", "-5", "+7"] {
+            assert_eq!(parse_long(t), Ok(t.parse::<i64>().unwrap()), "{t}");
+        }
+        for t in ["", "12a", "-", "9223372036854775808", "1.5"] {
+            assert!(parse_long(t).is_err(), "{t}");
         }
     }
 

@@ -14,7 +14,7 @@ use super::app::{App, Resolved};
 use crate::opentsdb::telnet::{COMMANDS, Command, parse_line};
 
 /// Points gathered before they are stored (fewer when the input pauses).
-const BATCH: usize = 1000;
+const BATCH: usize = 4096;
 /// Reply lines queued before further ones are dropped.
 const REPLY_QUEUE: usize = 256;
 
@@ -32,7 +32,7 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
         }
         let _ = wr.shutdown().await;
     });
-    let mut reader = BufReader::with_capacity(64 * 1024, rd);
+    let mut reader = BufReader::with_capacity(128 * 1024, rd);
     let mut batch: Vec<Resolved> = Vec::with_capacity(BATCH);
     let mut line = Vec::with_capacity(256);
     let mut key = String::new();
