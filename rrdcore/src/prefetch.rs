@@ -33,6 +33,13 @@ pub fn value<T: ?Sized>(value: &T) {
     lines(span(std::ptr::from_ref(value).cast::<u8>().addr(), size_of_val(value)));
 }
 
+/// Hints that the `len` bytes at `addr` will be used soon (up to 64 cache
+/// lines); for an address kept as a hint, which need not be valid any more.
+#[inline]
+pub fn bytes_at(addr: usize, len: usize) {
+    lines(span(addr, len));
+}
+
 /// A memory span packed into one word for [`Hot`]: the address of its
 /// first cache line, with the number of further lines in the low bits
 /// (line addresses have them clear). Spans longer than 64 lines are cut.

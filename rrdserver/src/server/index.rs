@@ -30,6 +30,9 @@ pub struct Series {
     /// A counter (a perfdata `c` value): its database is created with
     /// COUNTER data sources.
     pub counter: std::sync::atomic::AtomicBool,
+    /// Where the series' next held point goes (the last held one's
+    /// address), kept for prefetch hints; never dereferenced.
+    pub(crate) held_tail: std::sync::atomic::AtomicUsize,
 }
 
 /// The latest points of a series, in memory.
@@ -43,6 +46,9 @@ pub(crate) struct Memory {
     last: Last,
     /// Accepted points not yet applied (the reorder window), by time.
     pub(crate) held: Vec<Held>,
+    /// The earliest arrival among `held` (meaningless while it is empty):
+    /// until it has waited the window, no held point is due.
+    pub(crate) earliest: u64,
     /// The database's last update, once read.
     pub(crate) applied: Option<rrdcore::Timestamp>,
     /// Whether the series is on the list of series with held points.
@@ -61,6 +67,13 @@ pub(crate) struct Held {
 }
 
 impl Memory {
+    /// The address of the last held point (the start of the buffer when
+    /// none is held), for [`Series`]' `held_tail` hint.
+    pub(crate) fn held_tail(&self) -> usize {
+        let end = self.held.as_ptr_range().end.addr();
+        if self.held.is_empty() { end } else { end - size_of::<Held>() }
+    }
+
     /// Whether (ms, value) is one of the recently stored points.
     pub(crate) fn stored_recently(&self, ms: u64, value: f64) -> bool {
         self.recent.points.iter().take(self.recent.len).any(|(t, v)| *t == ms && *v == value.to_bits())
@@ -309,7 +322,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0), counter: std::sync::atomic::AtomicBool::new(false) });
+        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0), counter: std::sync::atomic::AtomicBool::new(false), held_tail: std::sync::atomic::AtomicUsize::new(0) });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         if let Some(shard) = self.by_text.get(shard_of(text)) {
             shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into(), Arc::clone(&series));

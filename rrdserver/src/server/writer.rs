@@ -282,7 +282,8 @@ fn work(app: &Weak<App>, rx: &mpsc::Receiver<Job>) {
                 let due = if all { Due::All } else { Due::At(app.clock_ms()) };
                 let mut failure = None;
                 let mut tally = Tally::default();
-                for s in &series {
+                for (i, s) in series.iter().enumerate() {
+                    prefetch_ahead(&app, |k| series.get(i + k));
                     let mut mem = s.memory();
                     mem.listed = false;
                     if let Err(e) = release(&app, s, &mut mem, due, &mut tally, &mut |_, _| {}) {
@@ -312,22 +313,10 @@ fn take_points(app: &App, items: &mut [Item], out: &mut Vec<(u32, Result<(), Str
         runs.push(now);
         rest = later;
     }
-    let series = |i: usize| runs.get(i).and_then(|r| r.first()).map(|it| &it.series);
     // One clock read per job: its points arrived together.
     let now = app.clock_ms();
     for (i, run) in runs.iter().enumerate() {
-        // Each series' memory is hinted ahead of its turn, so the misses of
-        // consecutive series overlap: its record three ahead, its index
-        // entry two ahead, its database one ahead.
-        if let Some(s) = series(i + 3) {
-            rrdcore::prefetch::value(&**s);
-        }
-        if let Some(s) = series(i + 2) {
-            app.store.prefetch_handle(&s.handle);
-        }
-        if let Some(s) = series(i + 1) {
-            app.store.prefetch(&s.handle);
-        }
+        prefetch_ahead(app, |k| runs.get(i + k).and_then(|r| r.first()).map(|it| &it.series));
         let Some(first) = run.first() else { continue };
         if let Err(e) = accept(app, &first.series, run, now, out, &mut tally) {
             tracing::error!(series = %first.series.key, error = %e, "storing points failed");
@@ -339,6 +328,23 @@ fn take_points(app: &App, items: &mut [Item], out: &mut Vec<(u32, Result<(), Str
     c.points_too_old.fetch_add(tally.too_old, Ordering::Relaxed);
     c.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
     failure
+}
+
+/// Hints the memory of the series coming up in a loop over many (`ahead(k)`
+/// is the series `k` places on), so the misses of consecutive series
+/// overlap: its record three ahead, its index entry two ahead, its
+/// database one ahead.
+fn prefetch_ahead<'a>(app: &App, ahead: impl Fn(usize) -> Option<&'a Arc<Series>>) {
+    if let Some(s) = ahead(3) {
+        rrdcore::prefetch::value(&**s);
+    }
+    if let Some(s) = ahead(2) {
+        app.store.prefetch_handle(&s.handle);
+        rrdcore::prefetch::bytes_at(s.held_tail.load(Ordering::Relaxed), 2 * size_of::<Held>());
+    }
+    if let Some(s) = ahead(1) {
+        app.store.prefetch(&s.handle);
+    }
 }
 
 /// Takes one series' points (sorted by time). Errors per point go to
@@ -370,13 +376,20 @@ pub fn accept(app: &App, series: &Arc<Series>, run: &[Item], now: u64, out: &mut
             }
             continue;
         }
-        match mem.held.binary_search_by(|h| h.ms.cmp(&it.ms)) {
+        // Points usually come in time order: after every held one.
+        let place = match mem.held.last() {
+            Some(last) if last.ms < it.ms => Err(mem.held.len()),
+            None => Err(0),
+            Some(_) => mem.held.binary_search_by(|h| h.ms.cmp(&it.ms)),
+        };
+        match place {
             Ok(i) if mem.held.get(i).is_some_and(|h| h.value.to_bits() == it.value.to_bits()) => {
                 tally.duplicate += 1;
                 out.push((it.index, Ok(())));
             }
             Ok(_) => out.push((it.index, Err(format!("a different value at {} is already accepted for this series", show_time(t))))),
             Err(i) => {
+                mem.earliest = if mem.held.is_empty() { now } else { mem.earliest.min(now) };
                 mem.held.insert(i, Held { ms: it.ms, value: it.value, arrived: now });
                 mem.observe(it.ms, it.value);
                 out.push((it.index, Ok(())));
@@ -420,7 +433,11 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, due: Due, ta
         Due::All => len,
         Due::At(now) => {
             let window = app.config.reorder_window_ms;
-            let waited = mem.held.iter().rposition(|h| h.arrived.saturating_add(window) <= now).map_or(0, |i| i + 1);
+            let waited = if mem.earliest.saturating_add(window) > now {
+                0
+            } else {
+                mem.held.iter().rposition(|h| h.arrived.saturating_add(window) <= now).map_or(0, |i| i + 1)
+            };
             let over = if len > MAX_HELD { len - MAX_HELD / 2 } else { 0 };
             waited.max(over)
         }
@@ -447,6 +464,7 @@ pub(crate) fn release(app: &App, series: &Series, mem: &mut Memory, due: Due, ta
             None => mem.stored(h.ms, h.value),
         }
     }
+    mem.earliest = held.iter().map(|h| h.arrived).min().unwrap_or(0);
     mem.held = held;
     Ok(())
 }
@@ -470,8 +488,10 @@ fn counter_schema(rules: &rrdcore::SchemaRules, metric: &str) -> rrdcore::Schema
     schema
 }
 
-/// Puts a series with held points on the list the releaser goes over.
+/// Puts a series with held points on the list the releaser goes over, and
+/// keeps where its next held point goes as a prefetch hint.
 fn list_if_held(app: &App, series: &Arc<Series>, mem: &mut Memory) {
+    series.held_tail.store(mem.held_tail(), Ordering::Relaxed);
     if !mem.held.is_empty() && !mem.listed {
         mem.listed = true;
         app.held_list.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Arc::clone(series));
