@@ -96,7 +96,6 @@ impl std::fmt::Debug for Rrd {
 // stay in cache when updates rotate over many databases.
 thread_local! {
     static BUFS: std::cell::Cell<Bufs> = std::cell::Cell::new(Bufs::default());
-    static SLOT_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// The work buffers of one update: value texts and the algorithm's scratch.
@@ -736,20 +735,17 @@ impl Rrd {
     fn commit(&mut self) {
         let next = self.seq.wrapping_add(1);
         let slot = 1 - self.active_slot;
-        let offset = self.shape.layout.slot_offset(slot);
-        SLOT_BUF.with(|cell| {
-            let mut buf = cell.take();
-            live::encode(&self.state, next, &mut buf);
-            if let Some(bytes) = self.map.bytes_mut() {
-                let range = usize::try_from(offset).ok().and_then(|o| bytes.get_mut(o..o + buf.len()));
-                if let Some(dst) = range {
-                    dst.copy_from_slice(&buf);
-                    self.active_slot = slot;
-                    self.seq = next;
-                }
-            }
-            cell.replace(buf);
-        });
+        let layout = &self.shape.layout;
+        let range = usize::try_from(layout.slot_offset(slot)).ok().zip(usize::try_from(layout.slot_len).ok());
+        // Encoded in place: the slot is not current, so a reader never sees
+        // it half written, and a crash meanwhile leaves a slot whose CRC fails.
+        let dst = range.and_then(|(o, n)| self.map.bytes_mut()?.get_mut(o..o + n));
+        if let Some(dst) = dst
+            && live::encode_into(&self.state, next, dst)
+        {
+            self.active_slot = slot;
+            self.seq = next;
+        }
     }
 
     /// Writes the live state to disk and waits for it (cheaper than [`Rrd::flush`]

@@ -31,7 +31,6 @@
 
 use byteorder::{LittleEndian as LE, ReadBytesExt};
 
-use super::{put_f64, put_i64, put_u32, put_u64};
 
 use crate::schema::Schema;
 use crate::state::{CdpState, DsState, LAST_DS_MAX, LastDs, State, Timestamp};
@@ -49,37 +48,65 @@ pub(crate) fn len(ds: u64, rra: u64) -> u64 {
 
 /// Encodes `state` with sequence number `seq` into `out` (cleared first).
 pub(crate) fn encode(state: &State, seq: u64, out: &mut Vec<u8>) {
+    let size = len(state.ds.len() as u64, state.cur_row.len() as u64);
     out.clear();
-    put_u64(out, seq);
-    put_i64(out, state.last_update.sec);
-    put_u32(out, state.last_update.usec);
-    put_u32(out, 0);
-    for ds in &state.ds {
-        let text = ds.last_ds.as_str().as_bytes();
-        let mut field = [0u8; LAST_DS_MAX];
-        for (dst, b) in field.iter_mut().zip(text) {
-            *dst = *b;
-        }
-        out.push(u8::try_from(text.len()).unwrap_or(0));
-        out.extend_from_slice(&field);
-        out.extend_from_slice(&[0; 2]);
-        put_f64(out, ds.pdp_value);
-        put_u64(out, ds.unknown_sec);
-    }
-    for row in &state.cur_row {
-        put_u64(out, *row);
-    }
-    for cdp in &state.cdp {
-        put_f64(out, cdp.value);
-        put_u64(out, cdp.unknown_pdps);
-        put_f64(out, cdp.primary);
-        put_f64(out, cdp.secondary);
-    }
-    let crc = crc32fast::hash(out);
-    put_u32(out, crc);
-    put_u32(out, 0);
+    out.resize(usize::try_from(size).unwrap_or(0), 0);
+    encode_into(state, seq, out);
 }
 
+/// Encodes `state` with sequence number `seq` over `out` in place (a
+/// database's inactive slot). False, with `out` partly written, unless
+/// `out` is exactly the slot's length.
+pub(crate) fn encode_into(state: &State, seq: u64, out: &mut [u8]) -> bool {
+    let mut w = SliceOut { buf: out, pos: 0, fits: true };
+    w.put(&seq.to_le_bytes());
+    w.put(&state.last_update.sec.to_le_bytes());
+    w.put(&state.last_update.usec.to_le_bytes());
+    w.put(&[0; 4]);
+    for ds in &state.ds {
+        let text = ds.last_ds.as_str().as_bytes();
+        let mut field = [0u8; 1 + LAST_DS_MAX + 2];
+        for (dst, b) in field.iter_mut().skip(1).zip(text) {
+            *dst = *b;
+        }
+        if let Some(n) = field.first_mut() {
+            *n = u8::try_from(text.len()).unwrap_or(0);
+        }
+        w.put(&field);
+        w.put(&ds.pdp_value.to_le_bytes());
+        w.put(&ds.unknown_sec.to_le_bytes());
+    }
+    for row in &state.cur_row {
+        w.put(&row.to_le_bytes());
+    }
+    for cdp in &state.cdp {
+        w.put(&cdp.value.to_le_bytes());
+        w.put(&cdp.unknown_pdps.to_le_bytes());
+        w.put(&cdp.primary.to_le_bytes());
+        w.put(&cdp.secondary.to_le_bytes());
+    }
+    let crc = crc32fast::hash(w.buf.get(..w.pos).unwrap_or_default());
+    w.put(&crc.to_le_bytes());
+    w.put(&[0; 4]);
+    w.fits && w.pos == w.buf.len()
+}
+
+/// A cursor writing over a byte slice; `fits` turns false on overflow.
+struct SliceOut<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+    fits: bool,
+}
+
+impl SliceOut<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.pos..self.pos + bytes.len()) {
+            Some(dst) => dst.copy_from_slice(bytes),
+            None => self.fits = false,
+        }
+        self.pos += bytes.len();
+    }
+}
 
 use crate::state::MAX_TIME;
 

@@ -25,9 +25,6 @@ pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
 pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
     let _ = out.write_u64::<LE>(v);
 }
-pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
-    let _ = out.write_i64::<LE>(v);
-}
 pub(crate) fn put_f64(out: &mut Vec<u8>, v: f64) {
     let _ = out.write_f64::<LE>(v);
 }
