@@ -283,7 +283,7 @@ fn work(app: &Weak<App>, rx: &mpsc::Receiver<Job>) {
                 let mut failure = None;
                 let mut tally = Tally::default();
                 for (i, s) in series.iter().enumerate() {
-                    prefetch_ahead(&app, |k| series.get(i + k));
+                    prefetch_ahead(&app, true, |k| series.get(i + k));
                     let mut mem = s.memory();
                     mem.listed = false;
                     if let Err(e) = release(&app, s, &mut mem, due, &mut tally, &mut |_, _| {}) {
@@ -315,8 +315,11 @@ fn take_points(app: &App, items: &mut [Item], out: &mut Vec<(u32, Result<(), Str
     }
     // One clock read per job: its points arrived together.
     let now = app.clock_ms();
+    // With a reorder window, taking a point seldom writes its database (it
+    // is held): hinting the databases then only crowds out what is used.
+    let writes = app.config.reorder_window_ms == 0;
     for (i, run) in runs.iter().enumerate() {
-        prefetch_ahead(app, |k| runs.get(i + k).and_then(|r| r.first()).map(|it| &it.series));
+        prefetch_ahead(app, writes, |k| runs.get(i + k).and_then(|r| r.first()).map(|it| &it.series));
         let Some(first) = run.first() else { continue };
         if let Err(e) = accept(app, &first.series, run, now, out, &mut tally) {
             tracing::error!(series = %first.series.key, error = %e, "storing points failed");
@@ -332,17 +335,19 @@ fn take_points(app: &App, items: &mut [Item], out: &mut Vec<(u32, Result<(), Str
 
 /// Hints the memory of the series coming up in a loop over many (`ahead(k)`
 /// is the series `k` places on), so the misses of consecutive series
-/// overlap: its record three ahead, its index entry two ahead, its
-/// database one ahead.
-fn prefetch_ahead<'a>(app: &App, ahead: impl Fn(usize) -> Option<&'a Arc<Series>>) {
+/// overlap: its record three ahead, its held points and index entry two
+/// ahead, its database one ahead (when `writes`: the loop writes databases).
+fn prefetch_ahead<'a>(app: &App, writes: bool, ahead: impl Fn(usize) -> Option<&'a Arc<Series>>) {
     if let Some(s) = ahead(3) {
         rrdcore::prefetch::value(&**s);
     }
     if let Some(s) = ahead(2) {
-        app.store.prefetch_handle(&s.handle);
         rrdcore::prefetch::bytes_at(s.held_tail.load(Ordering::Relaxed), 2 * size_of::<Held>());
+        if writes {
+            app.store.prefetch_handle(&s.handle);
+        }
     }
-    if let Some(s) = ahead(1) {
+    if let Some(s) = ahead(1).filter(|_| writes) {
         app.store.prefetch(&s.handle);
     }
 }
