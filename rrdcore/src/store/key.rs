@@ -172,15 +172,20 @@ fn escape(s: &str) -> String {
 
 fn escape_to(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // Runs of plain bytes (ASCII, so every run starts and ends on a
+    // character boundary) are copied whole.
+    let mut plain_from = 0;
     for (i, b) in s.bytes().enumerate() {
         if is_plain(b) && !(i == 0 && b == b'.') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0')));
-            out.push(char::from(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0')));
+            continue;
         }
+        out.push_str(s.get(plain_from..i).unwrap_or_default());
+        out.push('%');
+        out.push(char::from(HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0')));
+        out.push(char::from(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0')));
+        plain_from = i + 1;
     }
+    out.push_str(s.get(plain_from..).unwrap_or_default());
 }
 
 fn unescape(s: &str) -> Option<String> {
@@ -246,6 +251,24 @@ mod tests {
             let e = k.escaped();
             assert!(!e.split('/').next().unwrap().starts_with('.'), "{e}");
             assert_eq!(SeriesKey::from_escaped(&e).unwrap(), k, "{e}");
+        }
+    }
+
+    /// File names must never change: the escaping is checked byte for byte.
+    #[test]
+    fn escaping_is_exact() {
+        for (raw, want) in [
+            ("os.cpu", "os.cpu"),
+            ("a/b c%.é", "a%2Fb%20c%25.%C3%A9"),
+            (".x", "%2Ex"),
+            ("..", "%2E."),
+            ("ключ", "%D0%BA%D0%BB%D1%8E%D1%87"),
+            ("", ""),
+            ("A-z_9", "A-z_9"),
+        ] {
+            let mut out = String::from("kept/");
+            escape_to(raw, &mut out);
+            assert_eq!(out, format!("kept/{want}"), "{raw:?}");
         }
     }
 
