@@ -11,9 +11,12 @@
 //!   never exhaust descriptors or `vm.max_map_count`; hit/miss counters.
 //! * Each series has its own read/write lock: fetches of a series never see
 //!   a half-applied update, and work on different series runs in parallel.
-//! * Memory: an idle series costs one index entry, 107 heap bytes with its
-//!   escaped key (measured over 100,000 series, `BENCHMARKS.md`); an open one
-//!   adds its map and the pages it touches.
+//! * Memory: an idle series costs one index entry, 171 heap bytes with its
+//!   escaped key and its prefetch list (measured over 100,000 series,
+//!   `BENCHMARKS.md`); an open one adds its map and the pages it touches.
+//! * [`Store::prefetch`] and [`Store::prefetch_handle`]: each write leaves the
+//!   addresses its series' next write will touch; a loop over many series
+//!   hints them a series or two ahead, so their cache misses overlap.
 //! * A damaged database file (cut short, bad checksum, zeroed) is moved
 //!   aside to `<file>.corrupt` when it is opened and reported by
 //!   [`Store::take_quarantined`]; its series starts afresh.
