@@ -10,7 +10,7 @@
 //! are never removed, so a remembered series stays valid.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use super::app::{App, AsPoint};
@@ -38,7 +38,9 @@ pub struct Recall {
     texts: String,
     entries: Vec<Entry>,
     /// Position of each text (by hash; the text is compared to confirm).
-    places: HashMap<u64, usize, BuildHasherDefault<Fx>>,
+    /// The map itself uses the standard keyed hasher: the texts come from
+    /// the network, and it is consulted only when a line is out of order.
+    places: HashMap<u64, usize>,
     /// The entry the next line is expected to name.
     next: usize,
 }
