@@ -61,7 +61,18 @@ pub(crate) fn interval(last: Timestamp, time: Timestamp) -> Result<f64> {
     }
     #[expect(clippy::cast_precision_loss, reason = "RRDtool computes the interval in f64")]
     let whole = time.sec.wrapping_sub(last.sec) as f64;
-    Ok(whole + (f64::from(time.usec) - f64::from(last.usec)) / 1e6)
+    Ok(whole + usec_secs(i64::from(time.usec) - i64::from(last.usec)))
+}
+
+/// Microseconds as seconds, as RRDtool computes them (`usec / 1e6`); whole
+/// seconds, the usual case, skip the division (0 / 1e6 is exactly 0).
+fn usec_secs(usec: i64) -> f64 {
+    if usec == 0 {
+        return 0.0;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "|usec| < 1,000,000 is exact in f64")]
+    let u = usec as f64;
+    u / 1e6
 }
 
 /// Validates one update and fills `scratch.pdp_new` (rate x seconds per data
@@ -206,9 +217,9 @@ pub(crate) fn apply(
         accumulate(state, interval, &scratch.pdp_new);
     } else {
         #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
-        let mut pre_int = (occu_pdp_st - last.sec) as f64 - f64::from(last.usec) / 1e6;
+        let mut pre_int = (occu_pdp_st - last.sec) as f64 - usec_secs(i64::from(last.usec));
         #[expect(clippy::cast_precision_loss, reason = "RRDtool's f64 arithmetic")]
-        let post_int = time_rem as f64 + f64::from(time.usec) / 1e6;
+        let post_int = time_rem as f64 + usec_secs(i64::from(time.usec));
         let mut interval = interval;
         #[expect(clippy::cast_sign_loss, reason = "times are after 1980")]
         let mut proc_pdp_cnt = (proc_pdp_st / step) as u64;
