@@ -9,7 +9,7 @@
 //!   update is a resend (acknowledged) or too old (refused); otherwise it is
 //!   held in the series' reorder window, sorted by time, and applied when it
 //!   has waited `reorder_window_ms`, when the series is read, or at a
-//!   checkpoint ([`release`]). A late point that arrives inside the window
+//!   checkpoint (`release`). A late point that arrives inside the window
 //!   is thus stored in order.
 //! * The queue is bounded ([`Writers::reserve`]): past `max_queued_points`
 //!   a put is refused (503) and telnet waits.

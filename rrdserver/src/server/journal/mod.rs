@@ -1,7 +1,7 @@
 //! The write-ahead journal: every accepted point is appended here before
 //! it is applied to its database, so a crash loses nothing acknowledged.
 //!
-//! * Segments `DATA/journal/<seq>.wal` ([`format`] has the byte map; the
+//! * Segments `DATA/journal/<seq>.wal` ([`mod@format`] has the byte map; the
 //!   design and its version history are in `docs/journal.md`).
 //! * [`Journal::append`] writes one batch (under one lock, so batches never
 //!   interleave) and returns its end position; [`Journal::wait_synced`]
