@@ -448,7 +448,7 @@ impl Rrd {
         let mut last_accepted = None;
         with_bufs(|bufs| {
             for (index, (time, value)) in points.into_iter().enumerate() {
-                match self.stage_typed_in(bufs, time, &[value], !textless) {
+                match self.stage_typed_in(bufs, time, &[value], textless) {
                     Ok(()) => {
                         applied += 1;
                         last_accepted = Some(value);
@@ -607,7 +607,7 @@ impl Rrd {
         let rows = self.shape.schema.archives.iter().zip(&s.cur_row).enumerate();
         for ((r, (rra, cur)), out) in rows.zip(spans.iter_mut().skip(5)) {
             let next = if cur + 1 >= rra.rows { 0 } else { cur + 1 };
-            *out = at(layout.value_offset(r, next, 0), layout.ds_count * 8);
+            *out = at(layout.value_offset(r, next, 0), layout.ds_count * crate::format::VALUE_LEN);
         }
         spans
     }
@@ -618,12 +618,13 @@ impl Rrd {
     }
 
     fn stage_typed(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
-        with_bufs(|bufs| self.stage_typed_in(bufs, time, values, true))
+        with_bufs(|bufs| self.stage_typed_in(bufs, time, values, false))
     }
 
-    /// [`Rrd::stage_typed`] with the work buffers at hand. Without `with_text`,
-    /// GAUGE and ABSOLUTE values get no decimal text (the caller writes `last_ds`).
-    fn stage_typed_in(&mut self, bufs: &mut Bufs, time: Timestamp, values: &[f64], with_text: bool) -> Result<()> {
+    /// [`Rrd::stage_typed`] with the work buffers at hand. `textless`: the
+    /// database has one GAUGE or ABSOLUTE data source (the caller checked),
+    /// whose value gets no decimal text; the caller writes `last_ds`.
+    fn stage_typed_in(&mut self, bufs: &mut Bufs, time: Timestamp, values: &[f64], textless: bool) -> Result<()> {
         if values.len() != self.shape.schema.data_sources.len() {
             return Err(Error::ValueCount {
                 expected: self.shape.schema.data_sources.len(),
@@ -631,7 +632,7 @@ impl Rrd {
             });
         }
         let Bufs { texts, scratch, .. } = bufs;
-        if !with_text && let ([value], [ds]) = (values, self.shape.schema.data_sources.as_slice()) && matches!(ds.kind, DsType::Gauge | DsType::Absolute) {
+        if textless && let [value] = values {
             // The common case of a batch: one exact value, whose text only
             // tells unknown (`U`) from known.
             let text = if value.is_nan() { "U" } else { "" };
@@ -639,11 +640,7 @@ impl Rrd {
         }
         texts.resize_with(values.len().max(texts.len()), String::new);
         for ((ds, v), out) in self.shape.schema.data_sources.iter().zip(values).zip(texts.iter_mut()) {
-            if with_text || v.is_nan() || !matches!(ds.kind, DsType::Gauge | DsType::Absolute) {
-                update::value_text(ds, *v, out)?;
-            } else {
-                out.clear();
-            }
+            update::value_text(ds, *v, out)?;
         }
         // Up to 8 data sources without allocating.
         let mut small = [""; 8];

@@ -40,7 +40,8 @@ pub fn bytes_at(addr: usize, len: usize) {
     lines(span(addr, len));
 }
 
-/// A memory span packed into one word for [`Hot`]: the address of its
+/// A memory span packed into one word (a store keeps a list of them per
+/// series, see `Rrd::hot_spans`): the address of its
 /// first cache line, with the number of further lines in the low bits
 /// (line addresses have them clear). Spans longer than 64 lines are cut.
 pub(crate) fn span(addr: usize, len: usize) -> usize {

@@ -31,7 +31,6 @@
 
 use byteorder::{LittleEndian as LE, ReadBytesExt};
 
-
 use crate::schema::Schema;
 use crate::state::{CdpState, DsState, LAST_DS_MAX, LastDs, State, Timestamp};
 

@@ -153,9 +153,14 @@ impl Slot {
             h.store(0, Ordering::Relaxed);
         }
     }
-}
 
-impl Slot {
+    /// Hints what the series' next write touches (see [`Store::prefetch`]).
+    fn prefetch_hot(&self) {
+        for h in &self.hot {
+            crate::prefetch::lines(h.load(Ordering::Relaxed));
+        }
+    }
+
     fn existing() -> Arc<Slot> {
         let slot = Slot::default();
         slot.exists.store(true, Ordering::Relaxed);
@@ -415,9 +420,7 @@ impl Store {
     /// one, so their cache and TLB misses overlap (see also
     /// [`Store::prefetch_handle`]). Changes nothing; costs a few instructions.
     pub fn prefetch(&self, handle: &SeriesHandle) {
-        for h in &handle.slot.hot {
-            crate::prefetch::lines(h.load(Ordering::Relaxed));
-        }
+        handle.slot.prefetch_hot();
     }
 
     /// The first stage of [`Store::prefetch`]: starts loading the handle's
@@ -481,9 +484,7 @@ impl Store {
                 Self::prefetch_slot(ahead);
             }
             if let Some((_, _, Ok(next))) = runs.get(i + 1) {
-                for h in &next.hot {
-                    crate::prefetch::lines(h.load(Ordering::Relaxed));
-                }
+                next.prefetch_hot();
             }
             let (start, run) = (*start, *run);
             let group = points.get(start..start + run).unwrap_or_default();

@@ -320,12 +320,22 @@ impl App {
     /// Denormalized copies are acknowledged without being stored. See
     /// [`App::ingest_resolved`].
     pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
-        self.ingest_recalling(points, sync, &mut super::recall::Recall::default())
+        self.ingest_with(points, sync, |p, buf| self.resolve(p, buf))
     }
 
     /// [`App::ingest`] for a connection that keeps its [`super::recall::Recall`]
     /// between requests, so its series are resolved in the order it sends them.
     pub fn ingest_recalling<P: AsPoint>(&self, points: &[P], sync: bool, recall: &mut super::recall::Recall) -> Result<Vec<Result<(), String>>, IngestError> {
+        self.ingest_with(points, sync, |p, buf| recall.resolve(self, p, buf))
+    }
+
+    /// [`App::ingest`] with each point's series found by `resolve` (`buf` is scratch).
+    fn ingest_with<P: AsPoint>(
+        &self,
+        points: &[P],
+        sync: bool,
+        mut resolve: impl FnMut(&P, &mut String) -> Result<Arc<Series>, String>,
+    ) -> Result<Vec<Result<(), String>>, IngestError> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
         let mut resolved = Vec::with_capacity(points.len());
@@ -336,7 +346,7 @@ impl App {
                 copies += 1;
                 continue;
             }
-            match recall.resolve(self, p, &mut buf) {
+            match resolve(p, &mut buf) {
                 Ok(series) => {
                     resolved.push(Resolved { series, timestamp_ms: p.timestamp_ms(), value: p.value() });
                     at.push(i);

@@ -50,11 +50,16 @@ impl Recall {
     /// scratch space, reused across calls.
     pub fn resolve(&mut self, app: &App, p: &impl AsPoint, buf: &mut String) -> Result<Arc<Series>, String> {
         canonical(buf, p.metric(), p.tag_pairs());
-        if let Some(found) = self.at(self.next, buf).or_else(|| self.place(buf)) {
+        if let Some(found) = self.at(self.next, buf) {
+            return Ok(found);
+        }
+        // Out of the expected order: found by its hash, or new.
+        let h = hash(buf);
+        if let Some(found) = self.places.get(&h).copied().and_then(|i| self.at(i, buf)) {
             return Ok(found);
         }
         let series = app.resolve_text(p, buf)?;
-        self.remember(buf, &series);
+        self.remember(h, buf, &series);
         Ok(series)
     }
 
@@ -71,24 +76,16 @@ impl Recall {
         Some(Arc::clone(&e.series))
     }
 
-    /// A remembered series out of the expected order.
-    fn place(&mut self, text: &str) -> Option<Arc<Series>> {
-        let i = *self.places.get(&hash(text))?;
-        self.at(i, text)
-    }
-
-    fn remember(&mut self, text: &str, series: &Arc<Series>) {
+    /// Keeps a new series, whose text hashes to `h`.
+    fn remember(&mut self, h: u64, text: &str, series: &Arc<Series>) {
         if self.entries.len() >= MAX_REMEMBERED {
             return;
         }
-        let h = hash(text);
-        if self.places.contains_key(&h) {
-            // Another text with the same hash: the first keeps the place.
-            return;
-        }
+        // Another text with the same hash: the first keeps the place.
+        let std::collections::hash_map::Entry::Vacant(place) = self.places.entry(h) else { return };
         let start = self.texts.len();
         self.texts.push_str(text);
-        self.places.insert(h, self.entries.len());
+        place.insert(self.entries.len());
         // The expectation stays: a series new in the middle of a round
         // leaves the rest of the round in its order.
         self.entries.push(Entry { start, end: self.texts.len(), series: Arc::clone(series) });

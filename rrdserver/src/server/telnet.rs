@@ -83,8 +83,7 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
             }
             Command::Empty => {}
             other => {
-                app.counters.telnet_lines.fetch_add(std::mem::take(&mut lines), Ordering::Relaxed);
-                store(&app, &mut batch, &tx).await;
+                store(&app, &mut batch, &mut lines, &tx).await;
                 if !answer(&app, other, &tx) {
                     break;
                 }
@@ -92,12 +91,10 @@ pub async fn serve(app: Arc<App>, stream: TcpStream, mut stop: watch::Receiver<b
         }
         // Store when the batch is full or nothing more is waiting to be read.
         if batch.len() >= BATCH || (reader.buffer().is_empty() && !batch.is_empty()) {
-            app.counters.telnet_lines.fetch_add(std::mem::take(&mut lines), Ordering::Relaxed);
-            store(&app, &mut batch, &tx).await;
+            store(&app, &mut batch, &mut lines, &tx).await;
         }
     }
-    app.counters.telnet_lines.fetch_add(lines, Ordering::Relaxed);
-    store(&app, &mut batch, &tx).await;
+    store(&app, &mut batch, &mut lines, &tx).await;
     drop(tx);
     let _ = writer.await;
 }
@@ -134,8 +131,10 @@ fn reply(tx: &mpsc::Sender<String>, line: String) {
     let _ = tx.try_send(line);
 }
 
-/// Stores the pending points; failures get an error line each.
-async fn store(app: &Arc<App>, batch: &mut Vec<Resolved>, tx: &mpsc::Sender<String>) {
+/// Stores the pending points; failures get an error line each. `lines`
+/// (read since the last call) go to the shared counter first.
+async fn store(app: &Arc<App>, batch: &mut Vec<Resolved>, lines: &mut u64, tx: &mpsc::Sender<String>) {
+    app.counters.telnet_lines.fetch_add(std::mem::take(lines), Ordering::Relaxed);
     if batch.is_empty() {
         return;
     }
