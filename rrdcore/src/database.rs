@@ -418,19 +418,27 @@ impl Rrd {
         I: IntoIterator<Item = (Timestamp, &'a [f64])>,
     {
         let mut applied = 0;
-        for (index, (time, values)) in updates.into_iter().enumerate() {
-            if let Err(source) = self.stage_typed(time, values) {
-                self.commit_if(applied > 0);
-                return Err(Error::Batch {
-                    index,
-                    applied,
-                    source: Box::new(source),
-                });
+        let failed = with_bufs(|bufs| {
+            let mut failed = None;
+            for (index, (time, values)) in updates.into_iter().enumerate() {
+                if let Err(source) = self.stage_typed_in(bufs, time, values, false) {
+                    failed = Some((index, source));
+                    break;
+                }
+                applied += 1;
             }
-            applied += 1;
-        }
+            self.settle(&mut bufs.scratch);
+            failed
+        });
         self.commit_if(applied > 0);
-        Ok(applied)
+        match failed {
+            Some((index, source)) => Err(Error::Batch {
+                index,
+                applied,
+                source: Box::new(source),
+            }),
+            None => Ok(applied),
+        }
     }
 
     /// Applies single-value points in order, continuing past rejected ones;
@@ -456,6 +464,7 @@ impl Rrd {
                     Err(e) => on_error(index, e),
                 }
             }
+            self.settle(&mut bufs.scratch);
             if let (true, Some(value), Some(ds), Some(def)) =
                 (textless, last_accepted, self.state.ds.first_mut(), self.shape.schema.data_sources.first())
                 && update::value_text(def, value, &mut bufs.text).is_ok()
@@ -487,25 +496,31 @@ impl Rrd {
     /// Returns how many were applied (skipped ones are not counted).
     pub fn update_args<S: AsRef<str>>(&mut self, args: &[S], opts: &UpdateOptions) -> Result<usize> {
         let mut applied = 0;
-        for (index, arg) in args.iter().enumerate() {
-            match self.stage_text(arg.as_ref(), opts) {
-                Ok(true) => applied += 1,
-                Ok(false) => {}
-                Err(source) => {
-                    self.commit_if(applied > 0);
-                    if args.len() == 1 {
-                        return Err(source);
+        let failed = with_bufs(|bufs| {
+            let mut failed = None;
+            for (index, arg) in args.iter().enumerate() {
+                match self.stage_text(&mut bufs.scratch, arg.as_ref(), opts) {
+                    Ok(true) => applied += 1,
+                    Ok(false) => {}
+                    Err(source) => {
+                        failed = Some((index, source));
+                        break;
                     }
-                    return Err(Error::Batch {
-                        index,
-                        applied,
-                        source: Box::new(source),
-                    });
                 }
             }
-        }
+            self.settle(&mut bufs.scratch);
+            failed
+        });
         self.commit_if(applied > 0);
-        Ok(applied)
+        match failed {
+            Some((_, source)) if args.len() == 1 => Err(source),
+            Some((index, source)) => Err(Error::Batch {
+                index,
+                applied,
+                source: Box::new(source),
+            }),
+            None => Ok(applied),
+        }
     }
 
     /// Reads rows back, choosing the archive as `rrdtool fetch` does.
@@ -618,7 +633,11 @@ impl Rrd {
     }
 
     fn stage_typed(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
-        with_bufs(|bufs| self.stage_typed_in(bufs, time, values, false))
+        with_bufs(|bufs| {
+            let staged = self.stage_typed_in(bufs, time, values, false);
+            self.settle(&mut bufs.scratch);
+            staged
+        })
     }
 
     /// [`Rrd::stage_typed`] with the work buffers at hand. `textless`: the
@@ -658,7 +677,7 @@ impl Rrd {
     }
 
     /// Parses one text argument and applies it; `Ok(false)` when skipped.
-    fn stage_text(&mut self, arg: &str, opts: &UpdateOptions) -> Result<bool> {
+    fn stage_text(&mut self, scratch: &mut Scratch, arg: &str, opts: &UpdateOptions) -> Result<bool> {
         let now = opts.now.unwrap_or_else(now);
         let (time_text, rest) = match arg.split_once('@') {
             Some((t, rest)) => (t, rest),
@@ -673,7 +692,7 @@ impl Rrd {
         if opts.skip_past && time <= self.state.last_update {
             return Ok(false);
         }
-        self.stage(time, &values, None)?;
+        self.stage_in(scratch, time, &values, None, true)?;
         Ok(true)
     }
 
@@ -699,27 +718,36 @@ impl Rrd {
         Ok(values)
     }
 
-    /// Validates and applies one update to the in-memory state and the rows.
-    /// `exact`: typed values, used as given for GAUGE and ABSOLUTE.
-    fn stage(&mut self, time: Timestamp, values: &[&str], exact: Option<&[f64]>) -> Result<()> {
-        with_bufs(|bufs| self.stage_in(&mut bufs.scratch, time, values, exact, true))
-    }
-
-    /// [`Rrd::stage`] with the scratch buffers at hand; `set_last` keeps
+    /// Validates and applies one update to the in-memory state; `exact`:
+    /// typed values, used as given for GAUGE and ABSOLUTE; `set_last` keeps
     /// `values` as the data sources' `last_ds`.
+    ///
+    /// The rows it finishes are written by the next [`Rrd::settle`], which
+    /// every caller makes before it lets go of `scratch`.
     fn stage_in(&mut self, scratch: &mut Scratch, time: Timestamp, values: &[&str], exact: Option<&[f64]>, set_last: bool) -> Result<()> {
-        let Some(bytes) = self.map.bytes_mut() else {
+        if self.map.bytes_mut().is_none() {
             return Err(Error::ReadOnly {
                 path: self.path.clone(),
             });
-        };
+        }
         let interval = update::prepare(&self.shape.schema, &self.state, time, values, exact, scratch)?;
+        update::apply(&self.shape.schema, &mut self.state, time, interval, set_last.then_some(values), scratch);
+        Ok(())
+    }
+
+    /// Consolidates what the updates staged since the last call closed, and
+    /// writes the rows they finish.
+    fn settle(&mut self, scratch: &mut Scratch) {
+        let Some(bytes) = self.map.bytes_mut() else {
+            // Nothing is staged: `stage_in` refuses a read-only map.
+            scratch.discard_pending();
+            return;
+        };
         let mut sink = MapSink {
             bytes,
             layout: &self.shape.layout,
         };
-        update::apply(&self.shape.schema, &mut self.state, time, interval, set_last.then_some(values), scratch, &mut sink);
-        Ok(())
+        update::settle(&self.shape.schema, &mut self.state, scratch, &mut sink);
     }
 
     fn commit_if(&mut self, changed: bool) {

@@ -13,7 +13,7 @@
 use crate::state::DNAN;
 use crate::error::{Error, Result};
 use crate::number::{self, Parsed};
-use crate::schema::{Cf, DataSource, DsType, Schema};
+use crate::schema::{Archive, Cf, DataSource, DsType, Schema};
 use crate::state::{CdpState, DsState, LastDs, State, Timestamp, cdp_initial};
 
 /// Where [`apply`] writes finished rows.
@@ -28,6 +28,25 @@ pub(crate) struct Scratch {
     pdp_new: Vec<f64>,
     part: Vec<f64>,
     pdp_temp: Vec<f64>,
+    /// PDPs closed by [`apply`] and not yet consolidated (see [`settle`]).
+    pending: Pending,
+}
+
+/// Closed PDPs waiting for [`settle`] to feed them to the archives.
+#[derive(Debug, Default, Clone)]
+struct Pending {
+    /// Each close: how many identical PDPs, and the count of PDPs before them.
+    closes: Vec<Close>,
+    /// The PDP values of each close, one per data source, close after close.
+    pdps: Vec<f64>,
+}
+
+/// One call of RRDtool's consolidation: `elapsed` identical PDPs, the first
+/// of which follows PDP number `proc_pdp_cnt` (counted from the epoch).
+#[derive(Debug, Clone, Copy)]
+struct Close {
+    elapsed: u64,
+    proc_pdp_cnt: u64,
 }
 
 impl Scratch {
@@ -40,6 +59,25 @@ impl Scratch {
                 v.clear();
                 v.resize(n, DNAN);
             }
+        }
+    }
+}
+
+impl Scratch {
+    /// Drops queued PDPs without consolidating them.
+    pub(crate) fn discard_pending(&mut self) {
+        self.pending.closes.clear();
+        self.pending.pdps.clear();
+    }
+}
+
+impl Pending {
+    /// Queues `elapsed` PDPs of the values `pdps`.
+    fn push(&mut self, elapsed: u64, proc_pdp_cnt: u64, pdps: &[f64]) {
+        self.closes.push(Close { elapsed, proc_pdp_cnt });
+        // Value by value: for the usual one data source, a call to memcpy costs more.
+        for &pdp in pdps {
+            self.pdps.push(pdp);
         }
     }
 }
@@ -184,9 +222,11 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, i
     Ok(if out_of_range { DNAN } else { pdp_new })
 }
 
-/// Applies an update that [`prepare`] accepted: moves the state to `time` and
-/// writes every finished row. `values` become each data source's `last_ds`,
-/// unless they are `None` (the caller then sets `last_ds` itself).
+/// Applies an update that [`prepare`] accepted: moves the data sources' state
+/// to `time` and queues the PDPs it closes in `scratch`, for [`settle`] to
+/// feed to the archives (after one update, or after a run of them).
+/// `values` become each data source's `last_ds`, unless they are `None`
+/// (the caller then sets `last_ds` itself).
 pub(crate) fn apply(
     schema: &Schema,
     state: &mut State,
@@ -194,7 +234,6 @@ pub(crate) fn apply(
     interval: f64,
     values: Option<&[&str]>,
     scratch: &mut Scratch,
-    sink: &mut impl RowSink,
 ) {
     for (d, text) in state.ds.iter_mut().zip(values.unwrap_or_default()) {
         d.last_ds = LastDs::new(text);
@@ -227,6 +266,7 @@ pub(crate) fn apply(
             pdp_new,
             part,
             pdp_temp,
+            pending,
         } = scratch;
         if elapsed > 1 {
             #[expect(clippy::cast_possible_truncation, reason = "C's (long) cast of pre_int")]
@@ -244,7 +284,7 @@ pub(crate) fn apply(
                     };
                 }
                 close(schema, state, open, open, 0.0, 1, part, pdp_temp);
-                consolidate(schema, state, 1, proc_pdp_cnt, pdp_temp, sink);
+                pending.push(1, proc_pdp_cnt, pdp_temp);
                 interval -= open;
                 pre_int -= open;
                 elapsed -= 1;
@@ -252,17 +292,26 @@ pub(crate) fn apply(
             }
         }
         close(schema, state, interval, pre_int, post_int, elapsed, pdp_new, pdp_temp);
-        consolidate(schema, state, elapsed, proc_pdp_cnt, pdp_temp, sink);
+        pending.push(elapsed, proc_pdp_cnt, pdp_temp);
     }
     state.last_update = time;
+}
+
+/// C's `floor()` into an unsigned long, as RRDtool counts unknown seconds
+/// (negative and NaN give 0). The cast alone is the same: for `x >= 0`
+/// truncating is flooring, and every other `x` saturates to 0 either way.
+/// (Without SSE4.1 in the baseline, `f64::floor` is a call into libm.)
+fn floor_secs(x: f64) -> u64 {
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "the saturating cast is the point")]
+    let secs = x as u64;
+    secs
 }
 
 /// No PDP boundary crossed: add the input to the open PDP (§3.5).
 fn accumulate(state: &mut State, interval: f64, pdp_new: &[f64]) {
     for (d, new) in state.ds.iter_mut().zip(pdp_new) {
         if new.is_nan() {
-            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "C's floor() into unsigned long")]
-            let secs = interval.floor() as u64;
+            let secs = floor_secs(interval);
             d.unknown_sec = d.unknown_sec.wrapping_add(secs);
         } else if d.pdp_value.is_nan() {
             d.pdp_value = *new;
@@ -309,8 +358,7 @@ fn close(
             d.pdp_value / (known - pre_unknown)
         };
         if new.is_nan() {
-            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "C's floor() into unsigned long")]
-            let secs = post_int.floor() as u64;
+            let secs = floor_secs(post_int);
             d.unknown_sec = secs;
             d.pdp_value = DNAN;
         } else {
@@ -320,61 +368,107 @@ fn close(
     }
 }
 
-/// Feeds `elapsed` identical PDPs into every archive and writes the rows they
-/// finish (§3.8, §3.9).
-fn consolidate(
-    schema: &Schema,
-    state: &mut State,
-    elapsed: u64,
-    proc_pdp_cnt: u64,
-    pdp_temp: &[f64],
-    sink: &mut impl RowSink,
-) {
+/// Feeds the PDPs that [`apply`] queued into every archive and writes the
+/// rows they finish (§3.8, §3.9); leaves nothing queued.
+///
+/// One archive and data source at a time, each taking every queued close in
+/// order. An open CDP depends only on its own past and the PDPs, and which
+/// rows an update writes depends only on the archive's position, which every
+/// data source of the archive walks alike. So this computes exactly what
+/// RRDtool's update-after-update order does, with the few numbers each CDP
+/// needs kept at hand through a whole run of updates.
+pub(crate) fn settle(schema: &Schema, state: &mut State, scratch: &mut Scratch, sink: &mut impl RowSink) {
+    let Pending { closes, pdps } = &mut scratch.pending;
     let nds = schema.data_sources.len();
     let State { cur_row, cdp, .. } = state;
-    // Indexed rather than zipped: a zip over `chunks_mut` divides by the
-    // chunk size to learn its length, on every call.
-    for (r, rra) in schema.archives.iter().enumerate() {
-        let (Some(cur), Some(cdps)) = (cur_row.get_mut(r), cdp.get_mut(r * nds..(r + 1) * nds)) else {
-            continue;
-        };
-        let n = rra.steps;
-        // Divisions are slow; the common cases (steps = 1, fewer than `steps`
-        // PDPs past the row boundary) need none.
-        let start_off = if n == 1 { 1 } else { n - proc_pdp_cnt % n };
-        let rows_due = if start_off > elapsed {
-            0
-        } else if elapsed - start_off < n {
-            1.min(rra.rows)
-        } else {
-            ((elapsed - start_off) / n + 1).min(rra.rows)
-        };
-        let pdps = cdps.iter_mut().zip(pdp_temp);
-        if n == 1 {
-            for (c, &pdp) in pdps {
-                c.primary = pdp;
-                if elapsed >= 2 {
-                    c.secondary = pdp;
-                }
+    let mut rest = cdp.as_mut_slice();
+    for (r, (rra, cur)) in schema.archives.iter().zip(cur_row.iter_mut()).enumerate() {
+        let Some((cdps, after)) = rest.split_at_mut_checked(nds) else { break };
+        rest = after;
+        let first_row = *cur;
+        for (ds, c) in cdps.iter_mut().enumerate() {
+            *cur = first_row;
+            let mut open = *c;
+            let mut phase = Phase::new(rra.steps);
+            for (close, values) in closes.iter().zip(pdps.chunks_exact(nds)) {
+                let pdp = values.get(ds).copied().unwrap_or(DNAN);
+                let into = phase.at(close.proc_pdp_cnt);
+                consolidate(rra, (r, ds), cur, &mut open, close.elapsed, into, pdp, sink);
             }
-        } else if rows_due > 0 {
-            for (c, &pdp) in pdps {
-                finish_cdp(c, rra.cf, rra.xff, n, pdp, elapsed, start_off);
-            }
-        } else {
-            for (c, &pdp) in pdps {
-                extend_cdp(c, rra.cf, pdp, elapsed);
-            }
+            *c = open;
         }
-        for k in 0..rows_due {
-            *cur += 1;
-            if *cur >= rra.rows {
-                *cur = 0;
+    }
+    closes.clear();
+    pdps.clear();
+}
+
+/// `proc_pdp_cnt % steps` for a non-decreasing sequence of counts: divides
+/// only when a count moves on by `steps` or more.
+struct Phase {
+    steps: u64,
+    /// The last count and its remainder.
+    last: Option<(u64, u64)>,
+}
+
+impl Phase {
+    fn new(steps: u64) -> Self {
+        Phase { steps: steps.max(1), last: None }
+    }
+
+    fn at(&mut self, count: u64) -> u64 {
+        let rem = match self.last {
+            Some((before, rem)) if count >= before && count - before < self.steps => {
+                let rem = rem + (count - before);
+                if rem >= self.steps { rem - self.steps } else { rem }
             }
-            for (ds, c) in cdps.iter().enumerate() {
-                sink.write(r, *cur, ds, if k == 0 { c.primary } else { c.secondary });
-            }
+            _ => count % self.steps,
+        };
+        self.last = Some((count, rem));
+        rem
+    }
+}
+
+/// Feeds `elapsed` identical PDPs of value `pdp` into the open CDP `c` of
+/// archive and data source `at`, whose CDP is `phase` PDPs old
+/// (`proc_pdp_cnt % steps`), and writes the rows they finish, moving the
+/// archive's current row `cur`.
+#[expect(clippy::too_many_arguments, reason = "one CDP's share of RRDtool's update_cdp_prep")]
+#[inline]
+fn consolidate(
+    rra: &Archive,
+    at: (usize, usize),
+    cur: &mut u64,
+    c: &mut CdpState,
+    elapsed: u64,
+    phase: u64,
+    pdp: f64,
+    sink: &mut impl RowSink,
+) {
+    let n = rra.steps;
+    let start_off = n - phase;
+    let rows_due = if start_off > elapsed {
+        0
+    } else if elapsed - start_off < n {
+        1.min(rra.rows)
+    } else {
+        ((elapsed - start_off) / n + 1).min(rra.rows)
+    };
+    if n == 1 {
+        c.primary = pdp;
+        if elapsed >= 2 {
+            c.secondary = pdp;
         }
+    } else if rows_due > 0 {
+        finish_cdp(c, rra.cf, rra.xff, n, pdp, elapsed, start_off);
+    } else {
+        extend_cdp(c, rra.cf, pdp, elapsed);
+    }
+    for k in 0..rows_due {
+        *cur += 1;
+        if *cur >= rra.rows {
+            *cur = 0;
+        }
+        sink.write(at.0, *cur, at.1, if k == 0 { c.primary } else { c.secondary });
     }
 }
 
@@ -516,6 +610,29 @@ pub(crate) fn value_text(ds: &DataSource, v: f64, out: &mut String) -> Result<()
 mod tests {
     use super::*;
     use crate::schema::DsType;
+
+    #[test]
+    fn floor_secs_is_floor_then_cast() {
+        let odd = [-0.0, 0.0, 0.5, 0.999_999, 1.0, 299.999_999, -0.5, -1.0, -1e300, 1e300, 1.8e19, 2e19];
+        for x in odd.into_iter().chain([f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE]) {
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "the reference")]
+            let floored = x.floor() as u64;
+            assert_eq!(floor_secs(x), floored, "{x}");
+        }
+    }
+
+    #[test]
+    fn phase_is_the_remainder() {
+        for steps in [1, 6, 24, 288] {
+            let mut phase = Phase::new(steps);
+            let mut count = 5_000_000_u64;
+            for jump in [0, 1, 1, 5, 6, 7, 0, 287, 288, 289, 1000, 3, 1] {
+                count += jump;
+                assert_eq!(phase.at(count), count % steps, "steps {steps}, count {count}");
+            }
+            assert_eq!(phase.at(17), 17 % steps, "a smaller count divides afresh");
+        }
+    }
 
     #[test]
     fn typed_value_text_matches_display() {
