@@ -389,11 +389,19 @@ pub(crate) fn settle(schema: &Schema, state: &mut State, scratch: &mut Scratch, 
         for (ds, c) in cdps.iter_mut().enumerate() {
             *cur = first_row;
             let mut open = *c;
-            let mut phase = Phase::new(rra.steps);
-            for (close, values) in closes.iter().zip(pdps.chunks_exact(nds)) {
-                let pdp = values.get(ds).copied().unwrap_or(DNAN);
-                let into = phase.at(close.proc_pdp_cnt);
-                consolidate(rra, (r, ds), cur, &mut open, close.elapsed, into, pdp, sink);
+            let feed = closes.iter().zip(pdps.chunks_exact(nds)).map(|(close, values)| (close, values.get(ds).copied().unwrap_or(DNAN)));
+            if rra.steps == 1 {
+                // The same steps, with `steps` a constant 1 the compiler folds
+                // (one PDP per row: the phase is always 0).
+                for (close, pdp) in feed {
+                    consolidate(rra, 1, (r, ds), cur, &mut open, close.elapsed, 0, pdp, sink);
+                }
+            } else {
+                let mut phase = Phase::new(rra.steps);
+                for (close, pdp) in feed {
+                    let into = phase.at(close.proc_pdp_cnt);
+                    consolidate(rra, rra.steps, (r, ds), cur, &mut open, close.elapsed, into, pdp, sink);
+                }
             }
             *c = open;
         }
@@ -431,11 +439,13 @@ impl Phase {
 /// Feeds `elapsed` identical PDPs of value `pdp` into the open CDP `c` of
 /// archive and data source `at`, whose CDP is `phase` PDPs old
 /// (`proc_pdp_cnt % steps`), and writes the rows they finish, moving the
-/// archive's current row `cur`.
+/// archive's current row `cur`. `n` is the archive's `steps`, passed apart
+/// so that a caller can make it a constant.
 #[expect(clippy::too_many_arguments, reason = "one CDP's share of RRDtool's update_cdp_prep")]
-#[inline]
+#[inline(always)]
 fn consolidate(
     rra: &Archive,
+    n: u64,
     at: (usize, usize),
     cur: &mut u64,
     c: &mut CdpState,
@@ -444,7 +454,6 @@ fn consolidate(
     pdp: f64,
     sink: &mut impl RowSink,
 ) {
-    let n = rra.steps;
     let start_off = n - phase;
     let rows_due = if start_off > elapsed {
         0
