@@ -160,8 +160,22 @@ fn check_name(s: &str, reason: &'static str) -> Result<()> {
 }
 
 fn is_plain(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+    PLAIN[usize::from(b)]
 }
+
+/// Which bytes a file name keeps as they are: `[A-Za-z0-9._-]`. A table,
+/// because every lookup of a series by key escapes its names.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        #[expect(clippy::cast_possible_truncation, reason = "b < 256")]
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-');
+        b += 1;
+    }
+    table
+};
 
 /// Escapes a name for use in a file name.
 fn escape(s: &str) -> String {
@@ -174,6 +188,10 @@ fn escape_to(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     // Runs of plain bytes (ASCII, so every run starts and ends on a
     // character boundary) are copied whole.
+    if s.as_bytes().first() != Some(&b'.') && s.bytes().all(is_plain) {
+        out.push_str(s);
+        return;
+    }
     let mut plain_from = 0;
     for (i, b) in s.bytes().enumerate() {
         if is_plain(b) && !(i == 0 && b == b'.') {
