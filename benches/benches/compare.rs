@@ -5,6 +5,8 @@
 //! cargo bench -p rrd-benches --bench compare --features librrd   # needs librrd-dev
 //! cargo bench -p rrd-benches --bench compare                      # rrdcore only
 //! RRD_BENCH_LARGE=0 ...                                            # skip the 100,000-file runs
+//! RRD_BENCH_ROUNDS=15 ...                                          # more rounds (default 5) on a noisy machine
+//! RRD_BENCH_TRACE=1 ...                                            # each round's figure on stderr
 //! ```
 //!
 //! Workloads (monitoring-default schema, one update per series per step):
@@ -54,7 +56,10 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 const START: i64 = 1_600_000_000;
-const ROUNDS: usize = 5;
+/// Timed rounds per workload and side: `RRD_BENCH_ROUNDS`, default 5.
+fn rounds_wanted() -> usize {
+    std::env::var("RRD_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(5)
+}
 #[cfg_attr(not(feature = "librrd"), allow(dead_code))]
 const OPSVIEW_ARGS: [&str; 5] = [
     "DS:value:GAUGE:4200:U:U",
@@ -73,13 +78,17 @@ struct Row {
     theirs: Option<Stat>,
 }
 
-/// Runs `ROUNDS` timed rounds of `ops` operations each; nanoseconds per operation.
+/// Runs [`rounds_wanted`] timed rounds of `ops` operations each; nanoseconds per operation.
 fn rounds(ops: usize, mut round: impl FnMut(usize)) -> Stat {
-    let mut per_op = Vec::with_capacity(ROUNDS);
-    for r in 0..ROUNDS {
+    let n = rounds_wanted();
+    let mut per_op = Vec::with_capacity(n);
+    for r in 0..n {
         let t = Instant::now();
         round(r);
         per_op.push(t.elapsed().as_nanos() as f64 / ops as f64);
+        if std::env::var_os("RRD_BENCH_TRACE").is_some() {
+            eprint!("{:.0} ", t.elapsed().as_nanos() as f64 / ops as f64);
+        }
     }
     summary(&mut per_op)
 }
@@ -88,7 +97,7 @@ fn keys(n: usize) -> Vec<SeriesKey> {
     (0..n).map(|i| SeriesKey::new("bench.metric", [("host", format!("h{i:07}"))]).expect("key")).collect()
 }
 
-/// One update on each of `n` series, `ROUNDS` times (after one warm round).
+/// One update on each of `n` series, once per round (after one warm round).
 fn store_rounds(dir: &Path, n: usize) -> (Stat, f64) {
     let max_open = n.max(1);
     let store = Store::open(dir, StoreConfig { max_open, ..StoreConfig::default() }).expect("store");
@@ -181,7 +190,7 @@ mod theirs {
     pub fn one_file(dir: &Path, ops: usize) -> Stat {
         let f = create_files(&dir.join("one"), 1).remove(0);
         let mut t = START;
-        let args: Vec<CString> = (0..ops * (ROUNDS + 1)).map(|i| arg(START + 300 * (i as i64 + 1), 1.5)).collect();
+        let args: Vec<CString> = (0..ops * (rounds_wanted() + 1)).map(|i| arg(START + 300 * (i as i64 + 1), 1.5)).collect();
         let mut it = args.chunks(ops);
         for a in it.next().unwrap_or_default() {
             librrd::update(&f, std::slice::from_ref(a)).expect("update");
@@ -198,11 +207,18 @@ mod theirs {
     pub fn batch12(dir: &Path, n: usize) -> Stat {
         let files = create_files(dir, n);
         let mut t = START;
-        rounds(n * 12, |_| {
+        let batch = |t: i64| {
             for f in &files {
                 let args: Vec<CString> = (1..=12).map(|k| arg(t + 300 * k, 1.0)).collect();
                 librrd::update(f, &args).expect("rrd_update_r");
             }
+        };
+        // As for rrdcore: written back, then one untimed round.
+        super::quiesce();
+        batch(t);
+        t += 12 * 300;
+        rounds(n * 12, |_| {
+            batch(t);
             t += 12 * 300;
         })
     }
@@ -252,6 +268,12 @@ macro_rules! theirs {
     };
 }
 
+/// Writes every dirty page back and waits, so that no earlier workload's
+/// writeback runs inside the next one's timed rounds.
+fn quiesce() {
+    let _ = std::process::Command::new("sync").status();
+}
+
 fn opsview_file(path: &Path) -> Rrd {
     let opts = CreateOptions { start: Some(START), overwrite: true, ..CreateOptions::default() };
     Rrd::create(path, &Schema::monitoring_default(), &opts).expect("create")
@@ -282,7 +304,7 @@ fn main() {
     let large: usize = std::env::var("RRD_BENCH_LARGE").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let mut rows: Vec<Row> = Vec::new();
     let mut bytes: Vec<(String, f64, Option<f64>)> = Vec::new();
-    println!("rrdcore vs librrd: {ROUNDS} rounds each, median (min-max) per operation; data in {}", dir.display());
+    println!("rrdcore vs librrd: {} rounds each, median (min-max) per operation; data in {}", rounds_wanted(), dir.display());
 
     // 1. update on one file
     let ops = 20_000;
@@ -319,13 +341,21 @@ fn main() {
         store.write(k, Timestamp::from_secs(t + 1), 0.0).expect("write");
     }
     t += 300;
-    let ours = rounds(n * 12, |_| {
+    let batch = |t: i64| {
         let points: Vec<Point<'_>> = ks
             .iter()
             .flat_map(|k| (1..=12).map(move |j| Point { key: k, time: Timestamp::from_secs(t + 300 * j), value: 1.0 }))
             .collect();
         let out = store.write_batch(&points);
         assert!(out.errors.is_empty());
+    };
+    // Steady state: earlier workloads' dirty pages written back first, and
+    // one untimed round that takes the first write faults of the new files.
+    quiesce();
+    batch(t);
+    t += 12 * 300;
+    let ours = rounds(n * 12, |_| {
+        batch(t);
         t += 12 * 300;
     });
     drop(store);

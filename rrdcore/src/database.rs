@@ -724,6 +724,7 @@ impl Rrd {
     ///
     /// The rows it finishes are written by the next [`Rrd::settle`], which
     /// every caller makes before it lets go of `scratch`.
+    #[inline(always)]
     fn stage_in(&mut self, scratch: &mut Scratch, time: Timestamp, values: &[&str], exact: Option<&[f64]>, set_last: bool) -> Result<()> {
         if self.map.bytes_mut().is_none() {
             return Err(Error::ReadOnly {

@@ -115,6 +115,7 @@ fn usec_secs(usec: i64) -> f64 {
 
 /// Validates one update and fills `scratch.pdp_new` (rate x seconds per data
 /// source, NaN for unknown). Changes nothing.
+#[inline(always)]
 pub(crate) fn prepare(
     schema: &Schema,
     state: &State,
@@ -227,6 +228,7 @@ fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, i
 /// feed to the archives (after one update, or after a run of them).
 /// `values` become each data source's `last_ds`, unless they are `None`
 /// (the caller then sets `last_ds` itself).
+#[inline(always)]
 pub(crate) fn apply(
     schema: &Schema,
     state: &mut State,
@@ -388,26 +390,44 @@ pub(crate) fn settle(schema: &Schema, state: &mut State, scratch: &mut Scratch, 
         let first_row = *cur;
         for (ds, c) in cdps.iter_mut().enumerate() {
             *cur = first_row;
-            let mut open = *c;
-            let feed = closes.iter().zip(pdps.chunks_exact(nds)).map(|(close, values)| (close, values.get(ds).copied().unwrap_or(DNAN)));
-            if rra.steps == 1 {
-                // The same steps, with `steps` a constant 1 the compiler folds
-                // (one PDP per row: the phase is always 0).
-                for (close, pdp) in feed {
-                    consolidate(rra, 1, (r, ds), cur, &mut open, close.elapsed, 0, pdp, sink);
-                }
+            if nds == 1 {
+                feed(rra, (r, ds), cur, c, closes.iter().zip(pdps.iter().copied()), sink);
             } else {
-                let mut phase = Phase::new(rra.steps);
-                for (close, pdp) in feed {
-                    let into = phase.at(close.proc_pdp_cnt);
-                    consolidate(rra, rra.steps, (r, ds), cur, &mut open, close.elapsed, into, pdp, sink);
-                }
+                // Each close holds one PDP per data source.
+                let mine = pdps.iter().skip(ds).step_by(nds).copied();
+                feed(rra, (r, ds), cur, c, closes.iter().zip(mine), sink);
             }
-            *c = open;
         }
     }
     closes.clear();
     pdps.clear();
+}
+
+/// Feeds one archive and data source (`at`) its PDPs, close after close.
+#[inline(always)]
+fn feed<'a>(
+    rra: &Archive,
+    at: (usize, usize),
+    cur: &mut u64,
+    c: &mut CdpState,
+    closes: impl Iterator<Item = (&'a Close, f64)>,
+    sink: &mut impl RowSink,
+) {
+    let mut open = *c;
+    if rra.steps == 1 {
+        // The same steps, with `steps` a constant 1 the compiler folds
+        // (one PDP per row: the phase is always 0).
+        for (close, pdp) in closes {
+            consolidate(rra, 1, at, cur, &mut open, close.elapsed, 0, pdp, sink);
+        }
+    } else {
+        let mut phase = Phase::new(rra.steps);
+        for (close, pdp) in closes {
+            let into = phase.at(close.proc_pdp_cnt);
+            consolidate(rra, rra.steps, at, cur, &mut open, close.elapsed, into, pdp, sink);
+        }
+    }
+    *c = open;
 }
 
 /// `proc_pdp_cnt % steps` for a non-decreasing sequence of counts: divides
