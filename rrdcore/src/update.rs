@@ -73,6 +73,7 @@ impl Scratch {
 
 impl Pending {
     /// Queues `elapsed` PDPs of the values `pdps`.
+    #[inline(always)]
     fn push(&mut self, elapsed: u64, proc_pdp_cnt: u64, pdps: &[f64]) {
         self.closes.push(Close { elapsed, proc_pdp_cnt });
         // Value by value: for the usual one data source, a call to memcpy costs more.
@@ -84,6 +85,7 @@ impl Pending {
 
 /// Seconds between the last update and `time`, or the RRDtool error when
 /// `time` is not after it.
+#[inline(always)]
 pub(crate) fn interval(last: Timestamp, time: Timestamp) -> Result<f64> {
     if time.sec > crate::state::MAX_TIME || time.usec >= 1_000_000 {
         return Err(Error::Time {
@@ -160,6 +162,7 @@ fn parse_value(ds: &DataSource, text: &str) -> Result<f64> {
 /// One data source's input as rate x seconds (`rrd-semantics.md` §3.4).
 /// `exact` is a typed value, used as given by GAUGE and ABSOLUTE instead of
 /// re-reading `text` (its decimal form, kept as `last_ds`).
+#[inline(always)]
 fn pdp_input(ds: &DataSource, state: &DsState, text: &str, exact: Option<f64>, interval: f64) -> Result<f64> {
     #[expect(clippy::cast_precision_loss, reason = "RRDtool compares the heartbeat as f64")]
     let heartbeat = ds.heartbeat as f64;
@@ -326,6 +329,7 @@ fn accumulate(state: &mut State, interval: f64, pdp_new: &[f64]) {
 /// Closes `n` PDPs: each data source's value goes to `pdp_temp`, and the open
 /// PDP restarts with the part of the input after the last boundary (§3.6).
 #[expect(clippy::too_many_arguments, reason = "mirrors RRDtool's process_pdp_st")]
+#[inline(always)]
 fn close(
     schema: &Schema,
     state: &mut State,
