@@ -643,6 +643,7 @@ impl Rrd {
     /// [`Rrd::stage_typed`] with the work buffers at hand. `textless`: the
     /// database has one GAUGE or ABSOLUTE data source (the caller checked),
     /// whose value gets no decimal text; the caller writes `last_ds`.
+    #[inline(always)]
     fn stage_typed_in(&mut self, bufs: &mut Bufs, time: Timestamp, values: &[f64], textless: bool) -> Result<()> {
         if values.len() != self.shape.schema.data_sources.len() {
             return Err(Error::ValueCount {
