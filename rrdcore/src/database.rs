@@ -95,7 +95,7 @@ impl std::fmt::Debug for Rrd {
 // Per-thread work buffers: shared by every database a thread updates, so they
 // stay in cache when updates rotate over many databases.
 thread_local! {
-    static BUFS: std::cell::Cell<Bufs> = std::cell::Cell::new(Bufs::default());
+    static BUFS: std::cell::RefCell<Bufs> = std::cell::RefCell::new(Bufs::default());
 }
 
 /// The work buffers of one update: value texts and the algorithm's scratch.
@@ -106,13 +106,12 @@ struct Bufs {
     text: String,
 }
 
-/// Runs `f` with this thread's work buffers (taken once for a whole batch).
+/// Runs `f` with this thread's work buffers (borrowed once for a whole
+/// batch, in place). A nested call, should one ever happen, gets fresh ones.
 fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
-    BUFS.with(|cell| {
-        let mut bufs = cell.take();
-        let result = f(&mut bufs);
-        cell.replace(bufs);
-        result
+    BUFS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => f(&mut bufs),
+        Err(_) => f(&mut Bufs::default()),
     })
 }
 

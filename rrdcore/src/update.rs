@@ -53,12 +53,18 @@ impl Scratch {
     /// Sizes the buffers for `n` data sources. Their contents need no reset:
     /// [`prepare`] writes every `pdp_new`, and `part` and `pdp_temp` are
     /// written before they are read.
+    #[inline(always)]
     fn reset(&mut self, n: usize) {
         if self.pdp_new.len() != n {
-            for v in [&mut self.pdp_new, &mut self.part, &mut self.pdp_temp] {
-                v.clear();
-                v.resize(n, DNAN);
-            }
+            self.resize(n);
+        }
+    }
+
+    #[cold]
+    fn resize(&mut self, n: usize) {
+        for v in [&mut self.pdp_new, &mut self.part, &mut self.pdp_temp] {
+            v.clear();
+            v.resize(n, DNAN);
         }
     }
 }
