@@ -129,6 +129,10 @@ pub struct ScanProblem {
     pub reason: String,
 }
 
+/// A series' index entry as [`Store::write_batch`] resolves it; a failure
+/// is boxed, so that the batch's list of runs stays 32 bytes per series.
+type Resolved = std::result::Result<Arc<Slot>, Box<Error>>;
+
 /// One series' place in the index.
 #[derive(Debug, Default)]
 struct Slot {
@@ -467,7 +471,7 @@ impl Store {
         let mut outcome = BatchOutcome::default();
         // The runs of one series each, with their index entries resolved
         // first, so each series' memory can be hinted ahead of its write.
-        let mut runs: Vec<(usize, usize, Result<Arc<Slot>>)> = Vec::new();
+        let mut runs: Vec<(usize, usize, Resolved)> = Vec::new();
         let mut start = 0;
         while let Some(first) = points.get(start) {
             let run = points
@@ -476,7 +480,7 @@ impl Store {
                 .iter()
                 .take_while(|p| std::ptr::eq(p.key, first.key) || p.key == first.key)
                 .count();
-            runs.push((start, run, self.slot(first.key, true)));
+            runs.push((start, run, self.slot(first.key, true).map_err(Box::new)));
             start += run;
         }
         for (i, (start, run, slot)) in runs.iter().enumerate() {
