@@ -7,8 +7,10 @@
 //!
 //! [`prepare`] validates an update and computes each data source's input
 //! without changing anything, so a rejected update leaves the database
-//! untouched; [`apply`] then moves the state and writes rows through a
-//! [`RowSink`].
+//! untouched; [`apply`] then moves the data sources' state and queues the
+//! PDPs the update closes; [`settle`], after one update or a whole run of
+//! them, feeds the queued PDPs to every archive and writes the finished rows
+//! through a [`RowSink`].
 
 use crate::state::DNAN;
 use crate::error::{Error, Result};
