@@ -1,6 +1,8 @@
 //! An arbitrary schema and sequence of text updates: updates are accepted or
 //! rejected, a rejected one changes no byte, and the image always reopens
-//! with the same state.
+//! with the same state. The same updates given in one call (one run,
+//! consolidated once) leave the same state and rows as one call each, up to
+//! the first rejected one, where the run stops.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -44,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut t = start as f64;
     let upd = UpdateOptions::default();
+    let mut args = Vec::new();
+    // The database as it stood before the first rejected update.
+    let mut at_first_failure: Option<Rrd> = None;
     for _ in 0..64 {
         let gap = next();
         if gap == 0 && next() == 0 {
@@ -55,6 +60,23 @@ fuzz_target!(|data: &[u8]| {
         let before = db.as_bytes().to_vec();
         if db.update_args(&[&arg], &upd).is_err() {
             assert_eq!(before, db.as_bytes(), "a rejected update changed the file: {arg}");
+            if at_first_failure.is_none() {
+                at_first_failure = Some(Rrd::from_bytes(before).expect("the image reopens"));
+            }
+        }
+        args.push(arg);
+    }
+    if let Ok(mut run) = Rrd::create_in_memory(&schema, &opts) {
+        let _ = run.update_args(&args, &upd);
+        let one_by_one = at_first_failure.as_ref().unwrap_or(&db);
+        assert_eq!(run.state(), one_by_one.state(), "a run and its updates one by one differ in state");
+        for (r, rra) in schema.archives.iter().enumerate() {
+            for row in 0..rra.rows {
+                for ds in 0..ds_count {
+                    let (x, y) = (run.stored_value(r, row, ds), one_by_one.stored_value(r, row, ds));
+                    assert_eq!(x.map(f64::to_bits), y.map(f64::to_bits), "archive {r} row {row} ds {ds}");
+                }
+            }
         }
     }
     let last = db.last_update().sec;

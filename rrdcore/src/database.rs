@@ -108,9 +108,15 @@ struct Bufs {
 
 /// Runs `f` with this thread's work buffers (borrowed once for a whole
 /// batch, in place). A nested call, should one ever happen, gets fresh ones.
+/// No PDPs queued by an earlier use are left for `f` (every use settles its
+/// own before it returns; this makes sure even an unwound one cannot leak
+/// them into another database).
 fn with_bufs<R>(f: impl FnOnce(&mut Bufs) -> R) -> R {
     BUFS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut bufs) => f(&mut bufs),
+        Ok(mut bufs) => {
+            bufs.scratch.discard_pending();
+            f(&mut bufs)
+        }
         Err(_) => f(&mut Bufs::default()),
     })
 }

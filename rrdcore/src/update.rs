@@ -18,7 +18,7 @@ use crate::number::{self, Parsed};
 use crate::schema::{Archive, Cf, DataSource, DsType, Schema};
 use crate::state::{CdpState, DsState, LastDs, State, Timestamp, cdp_initial};
 
-/// Where [`apply`] writes finished rows.
+/// Where [`settle`] writes finished rows.
 pub(crate) trait RowSink {
     /// Stores `value` for data source `ds` in row `row` of archive `rra`.
     fn write(&mut self, rra: usize, row: u64, ds: usize, value: f64);
@@ -69,9 +69,7 @@ impl Scratch {
             v.resize(n, DNAN);
         }
     }
-}
 
-impl Scratch {
     /// Drops queued PDPs without consolidating them.
     pub(crate) fn discard_pending(&mut self) {
         self.pending.closes.clear();
