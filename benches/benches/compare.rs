@@ -85,10 +85,11 @@ fn rounds(ops: usize, mut round: impl FnMut(usize)) -> Stat {
     for r in 0..n {
         let t = Instant::now();
         round(r);
-        per_op.push(t.elapsed().as_nanos() as f64 / ops as f64);
+        let per = t.elapsed().as_nanos() as f64 / ops as f64;
         if std::env::var_os("RRD_BENCH_TRACE").is_some() {
-            eprint!("{:.0} ", t.elapsed().as_nanos() as f64 / ops as f64);
+            eprint!("{per:.0} ");
         }
+        per_op.push(per);
     }
     summary(&mut per_op)
 }

@@ -156,6 +156,19 @@ impl Shape {
     }
 }
 
+/// The outcome of a run of updates that stopped at `failed` (its index and
+/// error) or ran to the end, `applied` of them taking effect.
+fn batch_result(failed: Option<(usize, Error)>, applied: usize) -> Result<usize> {
+    match failed {
+        Some((index, source)) => Err(Error::Batch {
+            index,
+            applied,
+            source: Box::new(source),
+        }),
+        None => Ok(applied),
+    }
+}
+
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_path_buf();
     move |source| Error::Io { op, path, source }
@@ -423,27 +436,17 @@ impl Rrd {
         I: IntoIterator<Item = (Timestamp, &'a [f64])>,
     {
         let mut applied = 0;
-        let failed = with_bufs(|bufs| {
-            let mut failed = None;
+        let failed = self.staged(|db, bufs| {
             for (index, (time, values)) in updates.into_iter().enumerate() {
-                if let Err(source) = self.stage_typed_in(bufs, time, values, false) {
-                    failed = Some((index, source));
-                    break;
+                if let Err(source) = db.stage_typed_in(bufs, time, values, false) {
+                    return Some((index, source));
                 }
                 applied += 1;
             }
-            self.settle(&mut bufs.scratch);
-            failed
+            None
         });
         self.commit_if(applied > 0);
-        match failed {
-            Some((index, source)) => Err(Error::Batch {
-                index,
-                applied,
-                source: Box::new(source),
-            }),
-            None => Ok(applied),
-        }
+        batch_result(failed, applied)
     }
 
     /// Applies single-value points in order, continuing past rejected ones;
@@ -459,9 +462,9 @@ impl Rrd {
         let textless = self.shape.schema.data_sources.len() == 1
             && self.shape.schema.data_sources.iter().all(|d| matches!(d.kind, DsType::Gauge | DsType::Absolute));
         let mut last_accepted = None;
-        with_bufs(|bufs| {
+        self.staged(|db, bufs| {
             for (index, (time, value)) in points.into_iter().enumerate() {
-                match self.stage_typed_in(bufs, time, &[value], textless) {
+                match db.stage_typed_in(bufs, time, &[value], textless) {
                     Ok(()) => {
                         applied += 1;
                         last_accepted = Some(value);
@@ -469,9 +472,8 @@ impl Rrd {
                     Err(e) => on_error(index, e),
                 }
             }
-            self.settle(&mut bufs.scratch);
             if let (true, Some(value), Some(ds), Some(def)) =
-                (textless, last_accepted, self.state.ds.first_mut(), self.shape.schema.data_sources.first())
+                (textless, last_accepted, db.state.ds.first_mut(), db.shape.schema.data_sources.first())
                 && update::value_text(def, value, &mut bufs.text).is_ok()
             {
                 ds.last_ds = crate::state::LastDs::new(&bufs.text);
@@ -501,30 +503,20 @@ impl Rrd {
     /// Returns how many were applied (skipped ones are not counted).
     pub fn update_args<S: AsRef<str>>(&mut self, args: &[S], opts: &UpdateOptions) -> Result<usize> {
         let mut applied = 0;
-        let failed = with_bufs(|bufs| {
-            let mut failed = None;
+        let failed = self.staged(|db, bufs| {
             for (index, arg) in args.iter().enumerate() {
-                match self.stage_text(&mut bufs.scratch, arg.as_ref(), opts) {
+                match db.stage_text(&mut bufs.scratch, arg.as_ref(), opts) {
                     Ok(true) => applied += 1,
                     Ok(false) => {}
-                    Err(source) => {
-                        failed = Some((index, source));
-                        break;
-                    }
+                    Err(source) => return Some((index, source)),
                 }
             }
-            self.settle(&mut bufs.scratch);
-            failed
+            None
         });
         self.commit_if(applied > 0);
         match failed {
             Some((_, source)) if args.len() == 1 => Err(source),
-            Some((index, source)) => Err(Error::Batch {
-                index,
-                applied,
-                source: Box::new(source),
-            }),
-            None => Ok(applied),
+            failed => batch_result(failed, applied),
         }
     }
 
@@ -638,10 +630,16 @@ impl Rrd {
     }
 
     fn stage_typed(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
+        self.staged(|db, bufs| db.stage_typed_in(bufs, time, values, false))
+    }
+
+    /// Runs `stage` (updates staged through `stage_in`) with this thread's
+    /// work buffers, then settles them: the one way updates reach the rows.
+    fn staged<R>(&mut self, stage: impl FnOnce(&mut Rrd, &mut Bufs) -> R) -> R {
         with_bufs(|bufs| {
-            let staged = self.stage_typed_in(bufs, time, values, false);
+            let out = stage(self, bufs);
             self.settle(&mut bufs.scratch);
-            staged
+            out
         })
     }
 
@@ -728,8 +726,8 @@ impl Rrd {
     /// typed values, used as given for GAUGE and ABSOLUTE; `set_last` keeps
     /// `values` as the data sources' `last_ds`.
     ///
-    /// The rows it finishes are written by the next [`Rrd::settle`], which
-    /// every caller makes before it lets go of `scratch`.
+    /// The rows it finishes are written by [`Rrd::settle`], which
+    /// [`Rrd::staged`] calls after its callers' updates.
     #[inline(always)]
     fn stage_in(&mut self, scratch: &mut Scratch, time: Timestamp, values: &[&str], exact: Option<&[f64]>, set_last: bool) -> Result<()> {
         if self.map.bytes_mut().is_none() {

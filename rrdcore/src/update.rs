@@ -409,8 +409,7 @@ pub(crate) fn settle(schema: &Schema, state: &mut State, scratch: &mut Scratch, 
             }
         }
     }
-    closes.clear();
-    pdps.clear();
+    scratch.discard_pending();
 }
 
 /// Feeds one archive and data source (`at`) its PDPs, close after close.
