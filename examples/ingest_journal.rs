@@ -116,7 +116,7 @@ fn run(o: &Opts, durability: Durability, name: &str) {
     let t = Instant::now();
     send(&app, &series, 1..o.rounds + 1, o.threads);
     let answered = t.elapsed().as_secs_f64();
-    let journal = app.journal.as_ref().map_or(0, |j| j.bytes_appended());
+    let journal = app.write.journal.as_ref().map_or(0, |j| j.bytes_appended());
     app.close().unwrap();
     let through = t.elapsed().as_secs_f64();
     let written = write_bytes() - before;

@@ -626,7 +626,7 @@ impl Rrd {
 
     /// Writes everything to disk and waits for it (msync).
     pub fn flush(&self) -> Result<()> {
-        self.map.flush().map_err(io_err("msync", &self.path))
+        crate::sync::map(&self.path, || self.map.flush()).map_err(io_err("msync", &self.path))
     }
 
     fn stage_typed(&mut self, time: Timestamp, values: &[f64]) -> Result<()> {
@@ -782,7 +782,7 @@ impl Rrd {
     /// when only the state matters, e.g. after a journal replay).
     pub fn flush_state(&self) -> Result<()> {
         let len = usize::try_from(self.shape.layout.data_offset).unwrap_or(0);
-        self.map.flush_range(0, len).map_err(io_err("msync", &self.path))
+        crate::sync::map(&self.path, || self.map.flush_range(0, len)).map_err(io_err("msync", &self.path))
     }
 }
 

@@ -69,7 +69,7 @@ pub enum Error {
         what: String,
     },
     /// The file has a format version this build does not read.
-    #[error("{path}: unsupported format version {version}")]
+    #[error("{path}: format version {version} is not one this build reads (it reads version 1): use a newer rrdcore; the file is left as it is")]
     Version {
         /// The file concerned.
         path: PathBuf,
@@ -117,6 +117,15 @@ pub enum Error {
     /// A fetch request is not valid.
     #[error("fetch: {0}")]
     Fetch(String),
+    /// A sync failed earlier, so nothing written since can be trusted to be
+    /// on disk; the store refuses to report success again (fail-stop).
+    #[error("{path}: an earlier sync failed ({reason}); nothing more can be made durable; restart to recover from the journal")]
+    SyncFailed {
+        /// The data directory or file concerned.
+        path: PathBuf,
+        /// The failure.
+        reason: String,
+    },
     /// The batch update stopped at an update that failed; earlier ones stay applied.
     #[error("update {index} of the batch failed ({applied} applied): {source}")]
     Batch {

@@ -54,6 +54,7 @@ mod reshape;
 mod schema;
 mod state;
 mod store;
+pub mod sync;
 #[doc(hidden)]
 pub mod testing;
 pub mod timespec;

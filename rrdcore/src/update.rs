@@ -607,6 +607,35 @@ fn nz(x: f64, default: f64) -> f64 {
     if x.is_nan() { default } else { x }
 }
 
+impl DataSource {
+    /// Whether a typed update value ([`crate::Rrd::update`],
+    /// [`crate::Rrd::update_points`]) can be taken by this data source,
+    /// whatever the database's state: the same checks an update makes of
+    /// the value itself (a COUNTER or DERIVE reading must be a whole number,
+    /// DCOUNTER and DDERIVE ones a number RRDtool's parser reads). NaN, the
+    /// unknown value, is always taken. A server decides with this before it
+    /// acknowledges a point, so applying it later cannot refuse it.
+    ///
+    /// ```
+    /// use rrdcore::{DataSource, DsType};
+    /// let counter = DataSource::new("in", DsType::Counter, 600);
+    /// assert!(counter.check_value(42.0).is_ok());
+    /// assert!(counter.check_value(0.5).is_err());
+    /// assert!(DataSource::new("t", DsType::Gauge, 600).check_value(0.5).is_ok());
+    /// ```
+    pub fn check_value(&self, v: f64) -> Result<()> {
+        if v.is_nan() || matches!(self.kind, DsType::Gauge | DsType::Absolute) {
+            return Ok(());
+        }
+        let mut text = String::new();
+        value_text(self, v, &mut text)?;
+        if matches!(self.kind, DsType::DCounter | DsType::DDerive) {
+            parse_value(self, &text)?;
+        }
+        Ok(())
+    }
+}
+
 /// Text for a typed update value: `U` for NaN, an integer for COUNTER/DERIVE,
 /// otherwise the shortest decimal that reads back as the same f64.
 pub(crate) fn value_text(ds: &DataSource, v: f64, out: &mut String) -> Result<()> {

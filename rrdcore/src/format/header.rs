@@ -123,6 +123,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Schema, u64), HeaderError> {
     }
     let mut r = bytes.get(VERSION_OFFSET..).unwrap_or_default();
     let version = r.read_u32::<LE>().map_err(short)?;
+    if version == 0 {
+        return Err(corrupt("format version 0 (no such version: a damaged header)"));
+    }
     if version != VERSION {
         return Err(HeaderError::Version(version));
     }

@@ -229,6 +229,8 @@ pub struct Store {
     evicted: Mutex<HashSet<PathBuf>>,
     /// Damaged databases moved aside since the last [`Store::take_quarantined`].
     quarantined: Mutex<Vec<ScanProblem>>,
+    /// Why a sync failed, once one has: every later flush refuses.
+    failed: Mutex<Option<String>>,
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -304,6 +306,7 @@ impl Store {
             problems,
             evicted: Mutex::default(),
             quarantined: Mutex::default(),
+            failed: Mutex::default(),
         })
     }
 
@@ -542,7 +545,29 @@ impl Store {
     /// Writes every open database to disk and waits for it, and fsyncs the
     /// files closed by eviction since the last flush: after it returns,
     /// everything written before it is on disk.
+    ///
+    /// A failed sync is fail-stop ([`crate::sync`]): this flush and every
+    /// later one return [`Error::SyncFailed`], since data the failed call
+    /// was to write may be lost even if a retry reports success.
     pub fn flush(&self) -> Result<()> {
+        if let Some(e) = self.sync_failure() {
+            return Err(e);
+        }
+        let result = self.flush_all();
+        if let Err(e) = &result {
+            let mut failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            failed.get_or_insert_with(|| e.to_string());
+        }
+        result
+    }
+
+    /// The error every flush gives after a sync failed, if one did.
+    pub fn sync_failure(&self) -> Option<Error> {
+        let failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        failed.as_ref().map(|reason| Error::SyncFailed { path: self.dir.clone(), reason: reason.clone() })
+    }
+
+    fn flush_all(&self) -> Result<()> {
         let entries: Vec<Arc<Slot>> = self.clock.lock().map_err(|_| poisoned())?.entries.clone();
         for slot in entries {
             let guard = slot.db.read().map_err(|_| poisoned())?;
@@ -550,17 +575,10 @@ impl Store {
                 db.flush()?;
             }
         }
-        let mut evicted = std::mem::take(&mut *self.evicted.lock().map_err(|_| poisoned())?).into_iter();
-        while let Some(path) = evicted.next() {
-            if let Err(e) = File::open(&path).and_then(|f| f.sync_data()) {
-                let err = io_err("fsync", &path)(e);
-                // Keep this one and the rest for the next flush: they are not on disk yet.
-                if let Ok(mut set) = self.evicted.lock() {
-                    set.insert(path);
-                    set.extend(evicted);
-                }
-                return Err(err);
-            }
+        let evicted = std::mem::take(&mut *self.evicted.lock().map_err(|_| poisoned())?);
+        for path in evicted {
+            let file = File::open(&path).map_err(io_err("open", &path))?;
+            crate::sync::data(&file, &path).map_err(io_err("fsync", &path))?;
         }
         Ok(())
     }
@@ -577,7 +595,9 @@ impl Store {
     fn open_or_quarantine(&self, path: &Path) -> Result<Option<Rrd>> {
         match Rrd::open_in_store(path) {
             Ok(db) => Ok(Some(db)),
-            Err(e @ (Error::Corrupt { .. } | Error::Version { .. })) => self.quarantine(path, e.to_string()),
+            Err(e @ Error::Corrupt { .. }) => self.quarantine(path, e.to_string()),
+            // A newer format is not damage: the file stays for the build that reads it.
+            Err(e @ Error::Version { .. }) => Err(e),
             Err(e) if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) => self.quarantine(path, format!("empty file ({e})")),
             Err(e) => Err(e),
         }

@@ -50,7 +50,7 @@ pub(super) fn import_perfdata(spool: &Path, data_dir: Option<PathBuf>, file: Opt
         report.refused.len(),
         report.failed.len()
     )?;
-    closed.map_err(fail)?;
+    closed.map_err(|e| fail(e.to_string()))?;
     if !report.failed.is_empty() {
         return Err(fail(format!("{} spool files could not be stored and were kept", report.failed.len())));
     }

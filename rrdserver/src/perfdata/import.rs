@@ -166,7 +166,7 @@ pub fn import_file(app: &App, path: &Path) -> Report {
         }
     }
     // Without a journal, durable means the databases are on disk.
-    if app.journal.is_none()
+    if app.write.journal.is_none()
         && let Err(e) = crate::server::checkpoint::checkpoint(app)
     {
         report.failed.push(format!("{name}: {e}; the file is kept for the next try"));
@@ -195,7 +195,7 @@ fn store_units(app: &App, units: &[(String, String)]) -> Result<(), String> {
 
 /// Stores the values durably: journaled with `sync`, in batches, waiting
 /// for room when the queue is full. The result per value.
-fn store(app: &App, points: &[Resolved]) -> Result<Vec<Result<(), String>>, IngestError> {
+fn store(app: &App, points: &[Resolved]) -> Result<Vec<Result<(), crate::server::app::PointError>>, IngestError> {
     const CHUNK: usize = 50_000;
     let mut out = Vec::with_capacity(points.len());
     for chunk in points.chunks(CHUNK) {

@@ -2,15 +2,17 @@
 //! the counters `/api/stats` reports; and the write path every protocol uses.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rrdcore::{SeriesKey, Store, StoreConfig, Timestamp};
 
 use super::config::Config;
 use super::index::{Index, Series, canonical};
-use super::journal::{Durability, Journal};
-use super::writer::{Done, Item, Writers};
+use super::write::apply::{self, Tally};
+use super::write::journal::{Durability, Journal};
+pub use super::write::{IngestError, PointError};
+use super::write::{WritePath, aside::Aside};
 use crate::opentsdb::point::{DataPoint, Value};
 use crate::opentsdb::put::PointRef;
 
@@ -104,6 +106,8 @@ pub struct Counters {
     pub quarantined: AtomicU64,
     /// Points applied from the journal at startup.
     pub points_replayed: AtomicU64,
+    /// Acknowledged points their database refused, set aside.
+    pub points_set_aside: AtomicU64,
 }
 
 impl Counters {
@@ -133,42 +137,13 @@ pub struct App {
     pub hostname: String,
     /// Bosun's metadata and the series known only from `/api/index`.
     pub meta: super::bosun::meta::MetaDb,
-    /// The write-ahead journal (none with `durability = "none"`).
-    pub journal: Option<Journal>,
-    /// The writer threads.
-    pub writers: Writers,
-    /// Appending to the journal and queueing to the writers happen under
-    /// its read side; a checkpoint's rotation takes the write side, so no
-    /// batch straddles it.
-    pub(crate) gate: RwLock<()>,
-    /// Series with points held in the reorder window.
-    pub(crate) held_list: Mutex<Vec<Arc<Series>>>,
+    /// The journal, the writer threads and the points held in windows.
+    pub write: WritePath,
     /// The checkpoint thread and the perfdata spool watcher, with their stop signals.
     background: Mutex<Vec<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
 }
 
-/// Why a batch was not taken (the client should retry: 503).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IngestError {
-    /// The write queue is full.
-    Busy,
-    /// The journal could not be written or synced (disk full, I/O error).
-    Journal(String),
-    /// A database could not be written (disk full, I/O error).
-    Storage(String),
-}
-
-impl std::fmt::Display for IngestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IngestError::Busy => f.write_str("the write queue is full; retry later"),
-            IngestError::Journal(e) => f.write_str(e),
-            IngestError::Storage(e) => write!(f, "storing points failed: {e}"),
-        }
-    }
-}
-
-impl super::journal::Journaled for &Series {
+impl super::write::journal::Journaled for &Series {
     fn journal_slot(&self) -> &std::sync::atomic::AtomicU64 {
         &self.journal
     }
@@ -208,15 +183,20 @@ impl App {
         }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
         let counters = Counters::default();
-        let last_seq = super::recovery::replay(&store, &index, &counters, &config.rules)?;
+        let journal_dir = config.data_dir.join(super::write::journal::DIR);
+        let aside = Aside::new(&journal_dir);
+        let cx = apply::Ctx { store: &store, rules: &config.rules, window_ms: config.reorder_window_ms, aside: &aside };
+        let replayed = super::write::recovery::replay(&cx, &index)?;
+        counters.points_replayed.store(replayed.applied, Ordering::Relaxed);
+        counters.points_set_aside.store(replayed.set_aside, Ordering::Relaxed);
         let journal = match config.durability {
             Durability::None => None,
             policy => Some(
-                Journal::create(&config.data_dir, last_seq, policy, Duration::from_millis(config.sync_interval_ms))
-                    .map_err(|e| rrdcore::Error::Io { op: "create journal segment", path: config.data_dir.join(super::journal::DIR), source: e })?,
+                Journal::create(&config.data_dir, replayed.last_seq, policy, Duration::from_millis(config.sync_interval_ms))
+                    .map_err(|e| rrdcore::Error::Io { op: "create journal segment", path: journal_dir.clone(), source: e })?,
             ),
         };
-        let writers = Writers::new(config.max_queued_points);
+        let write = WritePath::new(journal, config.max_queued_points, aside);
         let threads = config.writers();
         let app = Arc::new(App {
             store,
@@ -226,15 +206,12 @@ impl App {
             started: Instant::now(),
             hostname,
             meta,
-            journal,
-            writers,
-            gate: RwLock::new(()),
-            held_list: Mutex::default(),
+            write,
             background: Mutex::default(),
         });
         let io = |e: std::io::Error| rrdcore::Error::Io { op: "start thread", path: app.config.data_dir.clone(), source: e };
-        app.writers.start(&app, threads).map_err(io)?;
-        let mut bg = vec![super::checkpoint::start(&app).map_err(io)?];
+        app.write.writers.start(&app, threads).map_err(io)?;
+        let mut bg = vec![super::write::checkpoint::start(&app).map_err(io)?];
         if let Some(dir) = app.config.perfdata_spool.clone() {
             bg.push(crate::perfdata::import::watch(&app, dir).map_err(io)?);
         }
@@ -250,18 +227,30 @@ impl App {
     /// Stops the background work after the connections ended: the last
     /// checkpoint (held points applied, databases on disk, journal emptied),
     /// then the writer threads.
-    pub fn close(&self) -> Result<(), String> {
+    pub fn close(&self) -> Result<(), super::write::checkpoint::CheckpointError> {
         let bg = std::mem::take(&mut *self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for (stop, thread) in bg {
             drop(stop);
             let _ = thread.join();
         }
-        let result = super::checkpoint::checkpoint(self);
-        self.writers.stop();
-        if let Some(j) = &self.journal {
+        let result = super::write::checkpoint::checkpoint(self);
+        self.write.writers.stop();
+        if let Some(j) = &self.write.journal {
             j.close();
         }
         result
+    }
+
+    /// What applying held points needs.
+    pub fn apply_context(&self) -> apply::Ctx<'_> {
+        apply::Ctx { store: &self.store, rules: &self.config.rules, window_ms: self.config.reorder_window_ms, aside: &self.write.aside }
+    }
+
+    /// Adds what applying did to the counters and gives its room back.
+    pub(crate) fn counted(&self, tally: &Tally) {
+        self.counters.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
+        self.counters.points_set_aside.fetch_add(tally.set_aside, Ordering::Relaxed);
+        self.write.writers.unreserve(tally.taken());
     }
 
     /// Applies a series' held points, so a read sees every accepted point.
@@ -270,11 +259,11 @@ impl App {
         if mem.held.is_empty() {
             return;
         }
-        let mut tally = super::writer::Tally::default();
-        if let Err(e) = super::writer::release(self, series, &mut mem, super::writer::Due::All, &mut tally, &mut |_, _| {}) {
+        let mut tally = Tally::default();
+        if let Err(e) = apply::release(&self.apply_context(), series, &mut mem, apply::Due::All, &mut tally) {
             tracing::error!(series = %series.key, error = %e, "applying held points before a read failed");
         }
-        self.counters.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
+        self.counted(&tally);
     }
 
     /// The series of a point, created in the index on first sight. `buf`
@@ -319,13 +308,13 @@ impl App {
     /// Stores valid points; the result per point is `Ok` or the error text.
     /// Denormalized copies are acknowledged without being stored. See
     /// [`App::ingest_resolved`].
-    pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
+    pub fn ingest<P: AsPoint>(&self, points: &[P], sync: bool) -> Result<Vec<Result<(), PointError>>, IngestError> {
         self.ingest_with(points, sync, |p, buf| self.resolve(p, buf))
     }
 
     /// [`App::ingest`] for a connection that keeps its [`super::recall::Recall`]
     /// between requests, so its series are resolved in the order it sends them.
-    pub fn ingest_recalling<P: AsPoint>(&self, points: &[P], sync: bool, recall: &mut super::recall::Recall) -> Result<Vec<Result<(), String>>, IngestError> {
+    pub fn ingest_recalling<P: AsPoint>(&self, points: &[P], sync: bool, recall: &mut super::recall::Recall) -> Result<Vec<Result<(), PointError>>, IngestError> {
         self.ingest_with(points, sync, |p, buf| recall.resolve(self, p, buf))
     }
 
@@ -335,8 +324,8 @@ impl App {
         points: &[P],
         sync: bool,
         mut resolve: impl FnMut(&P, &mut String) -> Result<Arc<Series>, String>,
-    ) -> Result<Vec<Result<(), String>>, IngestError> {
-        let mut results: Vec<Result<(), String>> = vec![Ok(()); points.len()];
+    ) -> Result<Vec<Result<(), PointError>>, IngestError> {
+        let mut results: Vec<Result<(), PointError>> = vec![Ok(()); points.len()];
         let mut buf = String::new();
         let mut resolved = Vec::with_capacity(points.len());
         let mut at = Vec::with_capacity(points.len());
@@ -351,7 +340,7 @@ impl App {
                     resolved.push(Resolved { series, timestamp_ms: p.timestamp_ms(), value: p.value() });
                     at.push(i);
                 }
-                Err(e) => results[i] = Err(e),
+                Err(e) => results[i] = Err(PointError::Series(e)),
             }
         }
         let failed = (points.len() - resolved.len()) as u64 - copies;
@@ -364,75 +353,12 @@ impl App {
         Ok(results)
     }
 
-    /// Stores points whose series are known; the result per point is `Ok`
-    /// or the error text. The batch is appended to the journal, then the
-    /// writer threads take it (see [`super::writer`]); the answer comes
-    /// when they have, and, under `durability = "sync"` or with `sync`,
-    /// when the journal is on disk. A point not after its series' last
-    /// update is refused, unless it is a resend of one stored or held.
-    /// An `Err` means nothing needs to be assumed stored: retry the batch.
-    pub fn ingest_resolved(&self, points: &[Resolved], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
-        if points.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = points.len();
-        if !self.writers.reserve(n) {
-            self.counters.queue_refused.fetch_add(n as u64, Ordering::Relaxed);
-            return Err(IngestError::Busy);
-        }
-        let shards = self.writers.shards();
-        let mut parts: Vec<Vec<Item>> = (0..shards).map(|_| Vec::new()).collect();
-        for (i, p) in points.iter().enumerate() {
-            if let Some(part) = parts.get_mut(Writers::shard_of(&p.series, shards)) {
-                let index = u32::try_from(i).unwrap_or(u32::MAX);
-                part.push(Item { series: Arc::clone(&p.series), ms: p.timestamp_ms, value: p.value.as_f64(), index });
-            }
-        }
-        let done = Done::new(n, parts.iter().filter(|p| !p.is_empty()).count());
-        let position = {
-            let _gate = self.gate.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let position = match &self.journal {
-                Some(j) => match j.append(points.iter().map(|p| (&*p.series, p.timestamp_ms, p.value.as_f64()))) {
-                    Ok(pos) => Some(pos),
-                    Err(e) => {
-                        self.writers.unreserve(n as u64);
-                        return Err(IngestError::Journal(e.0));
-                    }
-                },
-                None => None,
-            };
-            let mut unsent = n as u64;
-            for (i, items) in parts.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-                let len = items.len() as u64;
-                if !self.writers.send(i, super::writer::Job::Points { items, done: Arc::clone(&done) }) {
-                    self.writers.unreserve(unsent);
-                    return Err(IngestError::Storage("the server is stopping".into()));
-                }
-                unsent -= len;
-            }
-            position
-        };
-        if let (Some(j), Some(pos)) = (&self.journal, position)
-            && (sync || j.policy() == Durability::Sync)
-        {
-            j.wait_synced(pos).map_err(|e| IngestError::Journal(e.0))?;
-        }
-        let (results, failure) = done.wait();
-        if let Some(f) = failure {
-            return Err(IngestError::Storage(f));
-        }
-        let stored = results.iter().filter(|r| r.is_ok()).count() as u64;
-        self.counters.points_received.fetch_add(n as u64, Ordering::Relaxed);
-        self.counters.points_rejected.fetch_add(n as u64 - stored, Ordering::Relaxed);
-        Ok(results)
-    }
-
     /// [`App::ingest_resolved`] that waits for room in the write queue
     /// instead of refusing (telnet: its reads pause meanwhile; perfdata).
-    pub fn ingest_waiting(&self, points: &[Resolved], sync: bool) -> Result<Vec<Result<(), String>>, IngestError> {
+    pub fn ingest_waiting(&self, points: &[Resolved], sync: bool) -> Result<Vec<Result<(), PointError>>, IngestError> {
         loop {
             match self.ingest_resolved(points, sync) {
-                Err(IngestError::Busy) => self.writers.wait_room(),
+                Err(IngestError::Busy) => self.write.writers.wait_room(),
                 other => return other,
             }
         }

@@ -33,6 +33,8 @@ pub struct Series {
     /// Where the series' next held point goes (the last held one's
     /// address), kept for prefetch hints; never dereferenced.
     pub(crate) held_tail: std::sync::atomic::AtomicUsize,
+    /// What deciding its points needs is in its memory (`admit`).
+    pub(crate) loaded: std::sync::atomic::AtomicBool,
 }
 
 /// The latest points of a series, in memory.
@@ -53,6 +55,8 @@ pub(crate) struct Memory {
     pub(crate) applied: Option<rrdcore::Timestamp>,
     /// Whether the series is on the list of series with held points.
     pub(crate) listed: bool,
+    /// What admission needs of its database, once loaded.
+    pub(crate) admit: Option<super::write::window::Admit>,
 }
 
 /// An accepted point waiting in the reorder window.
@@ -127,6 +131,11 @@ impl Series {
     /// the rate is the change per second from the previous one.
     pub fn observe(&self, time_ms: u64, value: f64) {
         self.memory().observe(time_ms, value);
+    }
+
+    /// Bytes of the series' canonical text (`metric{k=v,...}`).
+    pub fn text_len(&self) -> usize {
+        self.key.metric().len() + 2 + self.key.tags().iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>().saturating_sub(1)
     }
 
     /// The last point, if one was seen since the start.
@@ -322,7 +331,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0), counter: std::sync::atomic::AtomicBool::new(false), held_tail: std::sync::atomic::AtomicUsize::new(0) });
+        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0), counter: std::sync::atomic::AtomicBool::new(false), held_tail: std::sync::atomic::AtomicUsize::new(0), loaded: std::sync::atomic::AtomicBool::new(false) });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         if let Some(shard) = self.by_text.get(shard_of(text)) {
             shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into(), Arc::clone(&series));

@@ -7,9 +7,10 @@
 //!   §0.1): a capital letter starts HTTP/1.x (served by hyper), anything
 //!   else the telnet line protocol.
 //! * Storage work runs on tokio's blocking threads, never on the async ones.
-//! * Writes go through the journal to writer threads ([`writer`]); a
-//!   checkpoint thread makes databases durable and empties the journal
-//!   ([`checkpoint`]); startup replays what a crash left ([`recovery`]).
+//! * Writes are decided, journaled and applied by the write path
+//!   ([`write`](mod@write), whose documentation has every rule); a checkpoint thread
+//!   makes databases durable and empties the journal; startup replays what
+//!   a crash left.
 //! * On shutdown: stop accepting, let open connections finish what they
 //!   are doing (HTTP gracefully; telnet stores its pending lines), then a
 //!   last checkpoint ([`App::close`]).
@@ -17,16 +18,15 @@
 pub mod api;
 pub mod app;
 pub mod bosun;
-pub mod checkpoint;
 pub mod config;
 pub mod http;
 pub mod index;
-pub mod journal;
 pub mod query;
 pub mod recall;
-pub mod recovery;
 pub mod telnet;
-pub mod writer;
+pub mod write;
+
+pub use write::{checkpoint, journal, recovery};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -292,10 +292,12 @@ pub fn stats_lines(app: &App) -> Vec<Stat> {
         ("tsd.store.evictions", store.evictions, None),
         ("tsd.store.created", store.created, None),
         ("tsd.store.quarantined", get(&c.quarantined), None),
-        ("tsd.write_queue.points", app.writers.queued(), None),
+        ("tsd.write_queue.points", app.write.writers.queued(), None),
         ("tsd.write_queue.refused", get(&c.queue_refused), None),
         ("tsd.journal.replayed", get(&c.points_replayed), None),
         ("tsd.journal.checkpoints", get(&c.checkpoints), None),
+        ("tsd.journal.set_aside", get(&c.points_set_aside), None),
+        ("tsd.write.failed", u64::from(app.write.failure().is_some()), None),
     ]
 }
 

@@ -77,7 +77,7 @@ fn store(app: &App, body: &[u8], sync: bool, recall: &std::sync::Mutex<Recall>) 
     for (dp, r) in good.iter().zip(results) {
         match r {
             Ok(()) => success += 1,
-            Err(e) => errors.push((echo(dp), e)),
+            Err(e) => errors.push((echo(dp), e.to_string())),
         }
     }
     if !errors.is_empty() {

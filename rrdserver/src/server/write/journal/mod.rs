@@ -3,9 +3,12 @@
 //!
 //! * Segments `DATA/journal/<seq>.wal` ([`mod@format`] has the byte map; the
 //!   design and its version history are in `docs/journal.md`).
-//! * [`Journal::append`] writes one batch (under one lock, so batches never
-//!   interleave) and returns its end position; [`Journal::wait_synced`]
-//!   waits until a sync thread has `fdatasync`ed past it. Concurrent writers
+//! * [`Journal::begin`] takes the append lock and gives an [`Append`]: the
+//!   caller decides each point and adds the ones it accepts while holding
+//!   it, then [`Append::commit`] writes them as one block (batches never
+//!   interleave, and the journal's order is the order of the decisions) and
+//!   returns its end position; [`Journal::wait_synced`] waits until a sync
+//!   thread has `fdatasync`ed past it. Concurrent writers
 //!   share each sync (group commit). Under [`Durability::Interval`] the
 //!   thread syncs every interval instead, or at once for a waiter.
 //! * [`Journal::rotate`] starts a new segment; a checkpoint rotates, makes
@@ -13,6 +16,10 @@
 //!   segments whose points are all in the databases.
 //! * A failed write (disk full) is cut off again, so the segment stays
 //!   readable, and reported to the caller.
+//! * A failed sync is fail-stop ([`rrdcore::sync`]): it is never retried,
+//!   every waiter whose data it covered and every later append gets an
+//!   error, and the journal takes nothing more until the server restarts
+//!   (and replays what reached the disk).
 
 pub mod format;
 
@@ -70,6 +77,7 @@ pub trait Journaled {
 #[derive(Debug)]
 struct Writer {
     file: File,
+    path: PathBuf,
     seq: u64,
     /// Bytes in the current segment.
     len: u64,
@@ -85,13 +93,13 @@ struct Writer {
 /// What the sync thread and waiters share.
 #[derive(Debug)]
 struct SyncState {
-    /// The file to sync (a clone of the writer's).
-    file: Arc<File>,
+    /// The file to sync (a clone of the writer's) and its path.
+    file: Arc<(File, PathBuf)>,
     written: u64,
     synced: u64,
     waiters: usize,
-    /// The last failed sync: (position it was to reach, reason).
-    failed: Option<(u64, String)>,
+    /// Why a sync failed, once one has (fail-stop: never cleared).
+    failed: Option<String>,
     stop: bool,
 }
 
@@ -117,14 +125,20 @@ pub struct Journal {
     appended: AtomicU64,
 }
 
-/// A journal problem (disk full, I/O error).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalError(pub String);
-
-impl std::fmt::Display for JournalError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A journal problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// A write failed (disk full, file too large): nothing of the batch is
+    /// in the journal, and the next batch may succeed.
+    #[error("journal write failed: {0}")]
+    Write(String),
+    /// A sync failed: fail-stop, nothing more is taken until a restart.
+    #[error("journal sync failed: {0}; no more writes are taken; restart the server to recover from the journal")]
+    Failed(String),
+    /// The journal was closed (the server is stopping).
+    #[error("the journal is closed")]
+    Closed,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -157,14 +171,14 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    rrdcore::sync::dir(dir)
 }
 
 /// Creates segment `seq` with its header, durably.
 fn new_segment(dir: &Path, seq: u64) -> std::io::Result<File> {
     let path = segment_path(dir, seq);
     let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
-    let written = file.write_all(&format::segment_header(seq)).and_then(|()| file.sync_data()).and_then(|()| sync_dir(dir));
+    let written = file.write_all(&format::segment_header(seq)).and_then(|()| rrdcore::sync::data(&file, &path)).and_then(|()| sync_dir(dir));
     if let Err(e) = written {
         drop(file);
         let _ = std::fs::remove_file(&path);
@@ -183,13 +197,13 @@ impl Journal {
         let file = new_segment(&dir, seq)?;
         let len = format::SEGMENT_HEADER as u64;
         let shared = Arc::new(Shared {
-            sync: Mutex::new(SyncState { file: Arc::new(file.try_clone()?), written: len, synced: len, waiters: 0, failed: None, stop: false }),
+            sync: Mutex::new(SyncState { file: Arc::new((file.try_clone()?, segment_path(&dir, seq))), written: len, synced: len, waiters: 0, failed: None, stop: false }),
             work: Condvar::new(),
             synced: Condvar::new(),
             policy,
             interval,
         });
-        let writer = Writer { file, seq, len, base: 0, next_id: 0, generation: 1, blocks: BlockWriter::default() };
+        let writer = Writer { file, path: segment_path(&dir, seq), seq, len, base: 0, next_id: 0, generation: 1, blocks: BlockWriter::default() };
         let thread_shared = Arc::clone(&shared);
         let syncer = std::thread::Builder::new().name("journal-sync".into()).spawn(move || sync_loop(&thread_shared))?;
         Ok(Journal { dir, writer: Mutex::new(writer), shared, syncer: Mutex::new(Some(syncer)), appended: AtomicU64::new(0) })
@@ -210,47 +224,25 @@ impl Journal {
         self.appended.load(Ordering::Relaxed)
     }
 
-    /// Appends the points of one batch as `(series, ms, value)`; returns
-    /// the position [`Journal::wait_synced`] takes. On an error nothing of
-    /// the batch is in the journal.
-    pub fn append<S: Journaled>(&self, points: impl Iterator<Item = (S, u64, f64)>) -> Result<u64, JournalError> {
+    /// Takes the append lock for one batch: see [`Append`]. Fails at once
+    /// when an earlier sync failed (fail-stop).
+    pub fn begin(&self) -> Result<Append<'_>, JournalError> {
         let mut w = lock(&self.writer);
-        let w = &mut *w;
+        if let Some(why) = &lock(&self.shared.sync).failed {
+            return Err(JournalError::Failed(why.clone()));
+        }
         w.blocks.clear();
-        let seg = w.generation << 32;
-        for (series, ms, value) in points {
-            let slot = series.journal_slot();
-            let tag = slot.load(Ordering::Relaxed);
-            let id = if tag != 0 && tag & !0xffff_ffff == seg {
-                (tag & 0xffff_ffff) - 1
-            } else {
-                let id = w.next_id;
-                w.next_id += 1;
-                w.blocks.define(id, &series.text(), series.counter());
-                slot.store(seg | (id + 1), Ordering::Relaxed);
-                id
-            };
-            w.blocks.point(id, ms, value);
-        }
-        w.blocks.seal();
-        if let Err(e) = w.file.write_all(w.blocks.bytes()) {
-            // Cut off whatever part was written, so the segment stays readable.
-            let _ = w.file.set_len(w.len);
-            // Ids defined in the lost bytes must be defined again.
-            w.generation += 1;
-            return Err(JournalError(format!("journal write failed: {e}")));
-        }
-        self.appended.fetch_add(w.blocks.bytes().len() as u64, Ordering::Relaxed);
-        w.len += w.blocks.bytes().len() as u64;
-        let end = w.base + w.len;
-        let mut s = lock(&self.shared.sync);
-        let was_idle = s.written == s.synced;
-        s.written = s.written.max(end);
-        // The sync thread sleeps until there is something to sync.
-        if self.shared.policy == Durability::Sync || was_idle {
-            self.shared.work.notify_one();
-        }
-        Ok(end)
+        Ok(Append { journal: self, w })
+    }
+
+    /// Why the journal failed, if it has (fail-stop).
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.shared.sync).failed.clone()
+    }
+
+    /// Marks the journal failed (fail-stop) and wakes every waiter.
+    fn fail(&self, why: String) {
+        fail(&self.shared, why);
     }
 
     /// Waits until the journal is on disk up to `pos`.
@@ -262,16 +254,15 @@ impl Journal {
             self.shared.work.notify_one();
         }
         let out = loop {
+            // Synced before any failure: that data is on disk.
             if s.synced >= pos {
                 break Ok(());
             }
-            if let Some((target, why)) = &s.failed
-                && *target >= pos
-            {
-                break Err(JournalError(format!("journal sync failed: {why}")));
+            if let Some(why) = &s.failed {
+                break Err(JournalError::Failed(why.clone()));
             }
             if s.stop {
-                break Err(JournalError("the journal is closed".into()));
+                break Err(JournalError::Closed);
             }
             s = self.shared.synced.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
         };
@@ -281,17 +272,26 @@ impl Journal {
 
     /// Starts a new segment (the old one synced first); returns its number.
     /// Points appended before the call are in older segments.
-    pub fn rotate(&self) -> std::io::Result<u64> {
+    pub fn rotate(&self) -> Result<u64, JournalError> {
         let mut w = lock(&self.writer);
-        w.file.sync_data()?;
-        let file = new_segment(&self.dir, w.seq + 1)?;
-        let clone = Arc::new(file.try_clone()?);
+        if let Some(why) = &lock(&self.shared.sync).failed {
+            return Err(JournalError::Failed(why.clone()));
+        }
+        if let Err(e) = rrdcore::sync::data(&w.file, &w.path) {
+            let why = format!("fdatasync {}: {e}", w.path.display());
+            self.fail(why.clone());
+            return Err(JournalError::Failed(why));
+        }
+        let path = segment_path(&self.dir, w.seq + 1);
+        let file = new_segment(&self.dir, w.seq + 1).map_err(|e| JournalError::Write(format!("creating {}: {e}", path.display())))?;
+        let clone = Arc::new((file.try_clone().map_err(|e| JournalError::Write(e.to_string()))?, path.clone()));
         w.base += w.len;
         w.len = format::SEGMENT_HEADER as u64;
         w.seq += 1;
         w.next_id = 0;
         w.generation += 1;
         w.file = file;
+        w.path = path;
         let end = w.base + w.len;
         let mut s = lock(&self.shared.sync);
         s.file = clone;
@@ -314,7 +314,9 @@ impl Journal {
     /// Syncs what is written and stops the sync thread.
     pub fn close(&self) {
         let w = lock(&self.writer);
-        let _ = w.file.sync_data();
+        if let Err(e) = rrdcore::sync::data(&w.file, &w.path) {
+            self.fail(format!("fdatasync {}: {e}", w.path.display()));
+        }
         drop(w);
         lock(&self.shared.sync).stop = true;
         self.shared.work.notify_all();
@@ -328,6 +330,86 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Marks the journal failed and wakes everyone waiting on it.
+fn fail(shared: &Shared, why: String) {
+    let mut s = lock(&shared.sync);
+    if s.failed.is_none() {
+        tracing::error!(error = %why, "journal failed: the server takes no more writes until it is restarted");
+        s.failed = Some(why);
+    }
+    shared.synced.notify_all();
+    shared.work.notify_all();
+}
+
+/// One batch being appended, under the journal's append lock: points added
+/// with [`Append::point`] are written by [`Append::commit`]; dropping it
+/// without a commit writes nothing. No other batch is decided or written
+/// meanwhile, so the journal holds the decisions in the order they were made.
+pub struct Append<'a> {
+    journal: &'a Journal,
+    w: MutexGuard<'a, Writer>,
+}
+
+impl std::fmt::Debug for Append<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Append").field("bytes", &self.w.blocks.bytes().len()).finish()
+    }
+}
+
+impl Append<'_> {
+    /// Adds a point of `series` (defining the series in this segment first
+    /// when it is not yet).
+    pub fn point<S: Journaled>(&mut self, series: S, ms: u64, value: f64) {
+        let w = &mut *self.w;
+        let seg = w.generation << 32;
+        let slot = series.journal_slot();
+        let tag = slot.load(Ordering::Relaxed);
+        let id = if tag != 0 && tag & !0xffff_ffff == seg {
+            (tag & 0xffff_ffff) - 1
+        } else {
+            let id = w.next_id;
+            w.next_id += 1;
+            w.blocks.define(id, &series.text(), series.counter());
+            slot.store(seg | (id + 1), Ordering::Relaxed);
+            id
+        };
+        w.blocks.point(id, ms, value);
+    }
+
+    /// Writes the batch; the end position for [`Journal::wait_synced`], or
+    /// `None` when it held no point. On an error nothing of the batch is in
+    /// the journal.
+    pub fn commit(mut self) -> Result<Option<u64>, JournalError> {
+        let journal = self.journal;
+        let w = &mut *self.w;
+        w.blocks.seal();
+        if w.blocks.bytes().is_empty() {
+            return Ok(None);
+        }
+        if let Err(e) = w.file.write_all(w.blocks.bytes()) {
+            // Ids defined in the lost bytes must be defined again.
+            w.generation += 1;
+            // Cut off whatever part was written, so the segment stays readable.
+            if let Err(cut) = w.file.set_len(w.len) {
+                journal.fail(format!("cutting off a failed write of {}: {cut}", w.path.display()));
+            }
+            return Err(JournalError::Write(format!("{}: {e}", w.path.display())));
+        }
+        journal.appended.fetch_add(w.blocks.bytes().len() as u64, Ordering::Relaxed);
+        w.len += w.blocks.bytes().len() as u64;
+        let end = w.base + w.len;
+        let shared = &journal.shared;
+        let mut s = lock(&shared.sync);
+        let was_idle = s.written == s.synced;
+        s.written = s.written.max(end);
+        // The sync thread sleeps until there is something to sync.
+        if shared.policy == Durability::Sync || was_idle {
+            shared.work.notify_one();
+        }
+        Ok(Some(end))
     }
 }
 
@@ -353,21 +435,17 @@ fn sync_loop(shared: &Shared) {
         }
         let (file, target) = (Arc::clone(&s.file), s.written);
         drop(s);
-        let result = file.sync_data();
+        let result = rrdcore::sync::data(&file.0, &file.1);
         last = Instant::now();
         s = lock(&shared.sync);
         match result {
-            Ok(()) => {
-                s.synced = s.synced.max(target);
-                s.failed = None;
-            }
+            Ok(()) => s.synced = s.synced.max(target),
             Err(e) => {
-                tracing::error!(error = %e, "journal fdatasync failed");
-                s.failed = Some((target, e.to_string()));
-                // Do not spin on a failing disk.
-                drop(s);
-                std::thread::sleep(Duration::from_millis(50));
-                s = lock(&shared.sync);
+                let why = format!("fdatasync {}: {e}", file.1.display());
+                tracing::error!(error = %why, "journal sync failed: the server takes no more writes until it is restarted");
+                s.failed = Some(why);
+                shared.synced.notify_all();
+                return;
             }
         }
         shared.synced.notify_all();

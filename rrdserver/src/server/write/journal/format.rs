@@ -35,6 +35,11 @@ pub const BLOCK_HEADER: usize = 12;
 pub const MAX_BLOCK: usize = 8 << 20;
 /// Payload size after which an encoder starts a new block.
 pub const TARGET_BLOCK: usize = 1 << 20;
+/// Longest series text the server journals (a longer name is refused
+/// before it is acknowledged). With it, no record is over 64 KiB + 21
+/// bytes, so no block the encoder makes is over `TARGET_BLOCK` plus one
+/// record: far below [`MAX_BLOCK`], the most a reader takes.
+pub const MAX_SERIES_TEXT: usize = 64 << 10;
 
 const MAGIC_OFFSET: usize = 0;
 const LENGTH_OFFSET: usize = 4;
