@@ -136,3 +136,25 @@ fn a_counter_replayed_after_a_crash_is_still_a_counter() {
     assert!(String::from_utf8_lossy(&info.stdout).contains("ds[value].type = \"COUNTER\""));
 }
 
+
+#[test]
+fn a_fractional_counter_reading_is_refused_and_reported_not_dropped_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, crash, spool) = (dir.path().join("data"), dir.path().join("crash"), dir.path().join("spool"));
+    std::fs::create_dir_all(&spool).unwrap();
+    let c = Config { data_dir: data.clone(), reorder_window_ms: 3_600_000, checkpoint_interval_ms: 3_600_000, ..Config::default() };
+    let s = Server::with_config(c);
+    let lines = format!("{T}||db1||Traffic||OK||bytes=1000c\n{}||db1||Traffic||OK||bytes=1500.5c\n{}||db1||Traffic||OK||bytes=61000c\n", T + 300, T + 600);
+    std::fs::write(spool.join("f"), lines).unwrap();
+    let report = rrdserver::perfdata::import::import_file(&s.app, &spool.join("f"));
+    assert_eq!((report.values, report.files), (2, 1), "{report:?}");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert!(report.refused[0].contains("f:2:") && report.refused[0].contains("1500.5"), "the line and the value: {report:?}");
+    copy_dir(&data, &crash);
+    drop(s);
+    let s = Server::start(&crash);
+    // The two accepted readings: (61000 - 1000) / 600 s over both rows.
+    let got = dps(&s, "bytes", "db1", "Traffic", T + 600);
+    assert_eq!(got.get(&(T + 300).to_string()).and_then(Value::as_f64), Some(100.0), "{got:?}");
+    assert_eq!(got.get(&(T + 600).to_string()).and_then(Value::as_f64), Some(100.0), "{got:?}");
+}

@@ -143,13 +143,20 @@ impl Server {
         self.shutdown();
     }
 
-    fn shutdown(&mut self) {
+    /// Stops the server; how it ended (an error after a failed sync).
+    pub fn stop_result(mut self) -> std::io::Result<()> {
+        self.ended()
+    }
+
+    fn ended(&mut self) -> std::io::Result<()> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.thread.take() {
-            t.join().expect("server thread").expect("server ran cleanly");
-        }
+        self.thread.take().map_or(Ok(()), |t| t.join().expect("server thread"))
+    }
+
+    fn shutdown(&mut self) {
+        self.ended().expect("server ran cleanly");
     }
 
     /// A new keep-alive HTTP client.

@@ -1,0 +1,221 @@
+//! Acknowledged means stored: whatever could refuse a point is decided
+//! before the answer, a refused point is never journaled, and replay after
+//! a crash keeps exactly what the running server answered. A "crash copy"
+//! is a copy of the data directory taken while the server runs (what a
+//! SIGKILL leaves: the journal written, nothing checkpointed).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::path::Path;
+
+use common::{Server, copy_dir};
+use rrdserver::server::Config;
+use serde_json::{Value, json};
+
+const B: u64 = 1_700_000_100;
+
+/// A server config over `dir` with the reorder window given and `schemas`
+/// (TOML `[[schema]]` tables).
+fn config(dir: &Path, window_ms: u64, schemas: &str) -> Config {
+    let mut c = Config::from_toml(schemas).unwrap();
+    c.data_dir = dir.to_path_buf();
+    c.reorder_window_ms = window_ms;
+    c.checkpoint_interval_ms = 3_600_000;
+    c
+}
+
+fn point(metric: &str, host: &str, t: u64, value: f64) -> Value {
+    json!({"metric": metric, "timestamp": t, "value": value, "tags": {"host": host}})
+}
+
+/// A put with `?details`: its status (204 for all stored) and, per refused point, the point's
+/// timestamp and the error text.
+fn put(s: &Server, pts: &[Value]) -> (u16, Vec<(u64, String)>) {
+    let r = s.post("/api/put?details", &json!(pts).to_string());
+    let j = r.json();
+    if r.status == 200 && j["failed"] == 0 {
+        return (204, Vec::new());
+    }
+    let errors = j["errors"].as_array().cloned().unwrap_or_default();
+    (r.status, errors.iter().map(|e| (e["datapoint"]["timestamp"].as_u64().unwrap_or(0), e["error"].as_str().unwrap_or("").to_owned())).collect())
+}
+
+fn dps(s: &Server, metric: &str, host: &str, from: u64, to: u64) -> serde_json::Map<String, Value> {
+    let q = json!({"start": from, "end": to, "queries": [{"aggregator": "sum", "metric": metric, "tags": {"host": host}}]});
+    let got = s.post("/api/query", &q.to_string()).json();
+    got.get(0).and_then(|g| g["dps"].as_object().cloned()).unwrap_or_default()
+}
+
+/// `/api/query/last` of one series: its time (ms) and value.
+fn last_value(s: &Server, series: &str) -> Option<(u64, f64)> {
+    let got = s.get(&format!("/api/query/last?timeseries={series}&back_scan=0")).json();
+    let p = got.get(0)?;
+    Some((p["timestamp"].as_u64()?, p["value"].as_str()?.parse().ok()?))
+}
+
+fn stat(s: &Server, name: &str) -> u64 {
+    let stats = s.get("/api/stats").json();
+    let v = stats.as_array().unwrap().iter().find(|x| x["metric"] == name).unwrap_or_else(|| panic!("no stat {name}"))["value"].clone();
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// Bytes of journal past the segment headers (16 bytes each).
+fn journal_payload(data: &Path) -> u64 {
+    std::fs::read_dir(data.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .map(|p| std::fs::metadata(p).unwrap().len().saturating_sub(16))
+        .sum()
+}
+
+fn journal_files(data: &Path, ext: &str) -> usize {
+    std::fs::read_dir(data.join("journal")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext)).count()
+}
+
+const COUNTER: &str = "[[schema]]\nmetric = \"ctr\"\ncreate = \"--step 300 DS:value:COUNTER:600:U:U RRA:LAST:0.5:1:100\"\n";
+
+#[test]
+fn a_value_its_schema_cannot_take_is_refused_before_the_answer() {
+    for window in [0, 3_600_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let crash = tempfile::tempdir().unwrap();
+        let s = Server::with_config(config(dir.path(), window, COUNTER));
+        // A COUNTER reading must be a whole number: 100.5 is refused, per point.
+        let (status, errors) = put(&s, &[point("ctr", "a", B, 100.0), point("ctr", "a", B + 300, 100.5), point("ctr", "a", B + 600, 400.0)]);
+        assert_eq!(status, 400, "window {window}");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].0, B + 300);
+        assert!(errors[0].1.contains("100.5"), "the error names the value: {}", errors[0].1);
+        // A negative reading too.
+        let (status, errors) = put(&s, &[point("ctr", "a", B + 900, -5.0)]);
+        assert_eq!(status, 400);
+        assert!(errors[0].1.contains("-5"), "{}", errors[0].1);
+        copy_dir(dir.path(), crash.path());
+        drop(s);
+
+        let s = Server::with_config(config(crash.path(), window, COUNTER));
+        assert_eq!(stat(&s, "tsd.journal.set_aside"), 0, "nothing acknowledged was refused later");
+        // The two accepted readings: (400 - 100) / 600 s over both rows.
+        let got = dps(&s, "ctr", "a", B, B + 900);
+        assert_eq!(got.get(&(B + 300).to_string()).and_then(Value::as_f64), Some(0.5), "window {window}: {got:?}");
+        assert_eq!(got.get(&(B + 600).to_string()).and_then(Value::as_f64), Some(0.5), "window {window}: {got:?}");
+        // The refused one left the series free to go on.
+        assert_eq!(put(&s, &[point("ctr", "a", B + 900, 700.0)]).0, 204);
+    }
+}
+
+#[test]
+fn replay_keeps_the_first_value_accepted_at_a_time() {
+    for window in [0, 3_600_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let crash = tempfile::tempdir().unwrap();
+        let s = Server::with_config(config(dir.path(), window, ""));
+        assert_eq!(put(&s, &[point("first", "a", B, 1.0)]).0, 204);
+        if window == 0 {
+            // Applied: wait until the database holds it (a read applies it).
+            assert_eq!(dps(&s, "first", "a", B, B).len(), 1);
+        }
+        let (status, errors) = put(&s, &[point("first", "a", B, 2.0)]);
+        assert_eq!(status, 400, "window {window}: a different value at an accepted time");
+        assert_eq!(errors.len(), 1);
+        // The same value again is a resend: acknowledged, stored once.
+        assert_eq!(put(&s, &[point("first", "a", B, 1.0)]).0, 204);
+        copy_dir(dir.path(), crash.path());
+        drop(s);
+
+        let s = Server::with_config(config(crash.path(), window, ""));
+        let got = dps(&s, "first", "a", B, B + 300);
+        assert_eq!(got.get(&B.to_string()).and_then(Value::as_f64), Some(1.0), "window {window}: {got:?}");
+        assert_eq!(stat(&s, "tsd.journal.set_aside"), 0);
+    }
+}
+
+#[test]
+fn within_one_batch_the_last_value_at_a_time_wins_live_and_after_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = tempfile::tempdir().unwrap();
+    let s = Server::with_config(config(dir.path(), 3_600_000, ""));
+    assert_eq!(put(&s, &[point("batch", "a", B, 1.0), point("batch", "a", B, 3.0)]).0, 204);
+    assert_eq!(dps(&s, "batch", "a", B, B)[&B.to_string()].as_f64(), Some(3.0));
+    copy_dir(dir.path(), crash.path());
+    drop(s);
+    let s = Server::with_config(config(crash.path(), 3_600_000, ""));
+    assert_eq!(dps(&s, "batch", "a", B, B)[&B.to_string()].as_f64(), Some(3.0));
+}
+
+#[test]
+fn a_huge_name_is_refused_and_never_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = tempfile::tempdir().unwrap();
+    let s = Server::with_config(config(dir.path(), 3_600_000, ""));
+    let huge = "v".repeat(70_000);
+    let pts = [json!({"metric": "huge", "timestamp": B, "value": 1, "tags": {"host": huge}}), point("huge", "ok", B, 2.0)];
+    let (status, errors) = put(&s, &pts);
+    assert_eq!(status, 400);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].1.contains("over the limit"), "{}", errors[0].1);
+    let with_one = journal_payload(dir.path());
+    assert!(with_one > 0 && with_one < 1000, "only the small point is journaled: {with_one} bytes");
+    copy_dir(dir.path(), crash.path());
+    drop(s);
+    let s = Server::with_config(config(crash.path(), 3_600_000, ""));
+    assert_eq!(dps(&s, "huge", "ok", B, B)[&B.to_string()].as_f64(), Some(2.0));
+    assert_eq!(journal_files(crash.path(), "wal-damaged"), 0, "the journal replayed whole");
+}
+
+#[test]
+fn times_a_database_cannot_take_are_refused_before_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = tempfile::tempdir().unwrap();
+    let s = Server::with_config(config(dir.path(), 3_600_000, ""));
+    // Before 1980 a new series cannot start (9999999999 is past 2^32, so
+    // milliseconds, as OpenTSDB reads it: 1970); OpenTSDB takes no
+    // timestamp of more than 13 digits.
+    let early = [point("when", "early", 1, 1.0), point("when", "ms", 9_999_999_999, 1.0)];
+    let (status, errors) = put(&s, &[early[0].clone(), early[1].clone(), point("when", "late", 1 << 53, 1.0)]);
+    assert_eq!(status, 400);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_eq!(errors.iter().filter(|e| e.1.contains("earliest")).count(), 2, "{errors:?}");
+    assert!(errors.iter().any(|e| e.1.contains("too large")), "{errors:?}");
+    assert_eq!(journal_payload(dir.path()), 0, "refused points are not journaled");
+    // Far in the future but within reach: accepted, and stays.
+    let far = 4_000_000_000;
+    assert_eq!(put(&s, &[point("when", "far", far, 7.0)]).0, 204);
+    // Once it is applied (a read applies held points), an earlier point of
+    // that series is refused at once, not dropped later.
+    assert_eq!(last_value(&s, "when{host=far}"), Some((far * 1000, 7.0)));
+    let (status, errors) = put(&s, &[point("when", "far", B, 8.0)]);
+    assert_eq!(status, 400);
+    assert!(errors[0].1.contains("not after"), "{errors:?}");
+    copy_dir(dir.path(), crash.path());
+    drop(s);
+    let s = Server::with_config(config(crash.path(), 3_600_000, ""));
+    assert_eq!(last_value(&s, "when{host=far}"), Some((far * 1000, 7.0)));
+    assert_eq!(stat(&s, "tsd.journal.set_aside"), 0);
+    assert_eq!(put(&s, &[point("when", "b", B, 1.0)]).0, 204, "the server takes writes");
+}
+
+#[test]
+fn a_newer_format_version_is_refused_by_name_and_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::with_config(config(dir.path(), 0, ""));
+    assert_eq!(put(&s, &[point("newer", "a", B, 1.0), point("newer", "b", B, 2.0)]).0, 204);
+    drop(s);
+    // As a later build would write it: format version 2 (bytes 8..12).
+    let file = dir.path().join("newer/host=a.rrd");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&file, &bytes).unwrap();
+
+    let s = Server::with_config(config(dir.path(), 0, ""));
+    let (status, errors) = put(&s, &[point("newer", "a", B + 300, 3.0), point("newer", "b", B + 300, 4.0)]);
+    assert_eq!(status, 400);
+    assert_eq!(errors.len(), 1, "only the series of the newer file: {errors:?}");
+    assert!(errors[0].1.contains("version 2"), "the error names the version: {}", errors[0].1);
+    assert_eq!(last_value(&s, "newer{host=b}"), Some(((B + 300) * 1000, 4.0)));
+    assert_eq!(stat(&s, "tsd.store.quarantined"), 0);
+    drop(s);
+    assert_eq!(std::fs::read(&file).unwrap(), bytes, "the file is left as it is, where it is");
+}
