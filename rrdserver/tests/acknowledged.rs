@@ -62,7 +62,7 @@ fn stat(s: &Server, name: &str) -> u64 {
 
 /// Bytes of journal past the segment headers (16 bytes each).
 fn journal_payload(data: &Path) -> u64 {
-    std::fs::read_dir(data.join("journal"))
+    std::fs::read_dir(data.join(".journal"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "wal"))
@@ -71,7 +71,7 @@ fn journal_payload(data: &Path) -> u64 {
 }
 
 fn journal_files(data: &Path, ext: &str) -> usize {
-    std::fs::read_dir(data.join("journal")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext)).count()
+    std::fs::read_dir(data.join(".journal")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext)).count()
 }
 
 const COUNTER: &str = "[[schema]]\nmetric = \"ctr\"\ncreate = \"--step 300 DS:value:COUNTER:600:U:U RRA:LAST:0.5:1:100\"\n";
@@ -218,4 +218,51 @@ fn a_newer_format_version_is_refused_by_name_and_left_in_place() {
     assert_eq!(stat(&s, "tsd.store.quarantined"), 0);
     drop(s);
     assert_eq!(std::fs::read(&file).unwrap(), bytes, "the file is left as it is, where it is");
+}
+
+#[test]
+fn series_named_like_the_store_files_are_series_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = tempfile::tempdir().unwrap();
+    let names = ["LOCK", "journal", "bosun.redb", ".lock", ".journal", "..", "."];
+    let s = Server::with_config(config(dir.path(), 3_600_000, ""));
+    let pts: Vec<Value> = names.iter().enumerate().map(|(i, m)| point(m, "a", B, i as f64)).collect();
+    assert_eq!(put(&s, &pts).0, 204);
+    copy_dir(dir.path(), crash.path());
+    drop(s);
+    for d in [dir.path(), crash.path()] {
+        let s = Server::with_config(config(d, 3_600_000, ""));
+        for (i, m) in names.iter().enumerate() {
+            assert_eq!(last_value(&s, &format!("{m}{{host=a}}")), Some((B * 1000, i as f64)), "{m} in {}", d.display());
+        }
+        assert_eq!(stat(&s, "tsd.journal.set_aside"), 0);
+    }
+}
+
+#[test]
+fn a_data_directory_of_the_earlier_layout_is_moved_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = tempfile::tempdir().unwrap();
+    let s = Server::with_config(config(dir.path(), 3_600_000, ""));
+    assert_eq!(put(&s, &[point("old", "a", B, 5.0)]).0, 204);
+    assert_eq!(s.post("/api/metadata/put", &json!([{"Metric": "old", "Name": "unit", "Value": "bytes"}]).to_string()).status, 204);
+    copy_dir(dir.path(), crash.path());
+    drop(s);
+    // As the earlier layout had them: LOCK, journal/, bosun.redb.
+    let d = crash.path();
+    std::fs::rename(d.join(".lock"), d.join("LOCK")).unwrap();
+    std::fs::rename(d.join(".journal"), d.join("journal")).unwrap();
+    std::fs::rename(d.join(".bosun.redb"), d.join("bosun.redb")).unwrap();
+    let s = Server::with_config(config(d, 3_600_000, ""));
+    assert_eq!(last_value(&s, "old{host=a}"), Some((B * 1000, 5.0)), "the old journal replayed");
+    let meta = s.get("/api/metadata/get?metric=old").json();
+    assert!(meta.to_string().contains("bytes"), "the old metadata kept: {meta}");
+    // A metric named as the old files is a series again.
+    assert_eq!(put(&s, &[point("journal", "a", B, 1.0), point("LOCK", "a", B, 2.0)]).0, 204);
+    assert_eq!(last_value(&s, "LOCK{host=a}"), Some((B * 1000, 2.0)));
+    drop(s);
+    for old in ["LOCK", "bosun.redb"] {
+        assert!(!d.join(old).is_file(), "{old} is gone");
+    }
+    assert_eq!(std::fs::read_dir(d.join("journal")).unwrap().count(), 1, "only the series of metric `journal` is there");
 }

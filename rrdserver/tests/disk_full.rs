@@ -23,7 +23,7 @@ fn batch(host: &str, from: u64, n: u64) -> Vec<Value> {
 }
 
 fn journal_damage(data: &std::path::Path) -> usize {
-    std::fs::read_dir(data.join("journal")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wal-damaged")).count()
+    std::fs::read_dir(data.join(".journal")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wal-damaged")).count()
 }
 
 #[test]

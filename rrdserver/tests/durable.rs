@@ -67,7 +67,7 @@ fn replay_is_complete_and_idempotent() {
     copy_dir(dir.path(), crash.path());
     drop(s);
     let saved = tempfile::tempdir().unwrap();
-    copy_dir(&crash.path().join("journal"), saved.path());
+    copy_dir(&crash.path().join(".journal"), saved.path());
     // The crash copy holds no database yet: everything was in the window.
     assert!(!crash.path().join("replay").exists());
 
@@ -82,12 +82,12 @@ fn replay_is_complete_and_idempotent() {
     }
     drop(s);
     // The journal was emptied by the clean stop: only the current segment's header is left.
-    for seg in files_with_extension(&crash.path().join("journal"), "wal") {
+    for seg in files_with_extension(&crash.path().join(".journal"), "wal") {
         assert_eq!(std::fs::metadata(seg).unwrap().len(), 16);
     }
     // A crash during the next start, after the databases were written but
     // before the segments were removed: the same segments replay again.
-    copy_dir(saved.path(), &crash.path().join("journal"));
+    copy_dir(saved.path(), &crash.path().join(".journal"));
     let s = Server::with_config(config(crash.path()));
     assert_eq!(stat(&s, "tsd.journal.replayed"), 0, "every point was already there");
     assert_eq!(dps(&s, "replay", "a", 60).len(), 60);
@@ -116,7 +116,7 @@ fn a_damaged_journal_block_loses_only_that_block() {
     }
     copy_dir(dir.path(), crash.path());
     drop(s);
-    let segs = files_with_extension(&crash.path().join("journal"), "wal");
+    let segs = files_with_extension(&crash.path().join(".journal"), "wal");
     let seg = segs.iter().find(|p| std::fs::metadata(p).unwrap().len() > 16).unwrap();
     let mut bytes = std::fs::read(seg).unwrap();
     let b = blocks(&bytes);
@@ -128,7 +128,7 @@ fn a_damaged_journal_block_loses_only_that_block() {
     assert_eq!(dps(&s, "dmg", "a", 50).len(), 50);
     assert_eq!(dps(&s, "dmg", "c", 50).len(), 50);
     assert_eq!(dps(&s, "dmg", "b", 50).len(), 0, "the damaged block's points are gone, nothing else");
-    assert_eq!(files_with_extension(&crash.path().join("journal"), "wal-damaged").len(), 1, "the damaged segment is kept aside");
+    assert_eq!(files_with_extension(&crash.path().join(".journal"), "wal-damaged").len(), 1, "the damaged segment is kept aside");
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn a_big_batch_spans_blocks_and_replays_whole() {
     put(&s, &pts);
     copy_dir(dir.path(), crash.path());
     drop(s);
-    let segs = files_with_extension(&crash.path().join("journal"), "wal");
+    let segs = files_with_extension(&crash.path().join(".journal"), "wal");
     let bytes = std::fs::read(segs.iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).unwrap()).unwrap();
     assert!(blocks(&bytes).len() >= 2, "150,000 points in blocks of about 1 MiB");
     assert!(bytes.len() < 150_000 * 24, "journal bytes per point under 24: {}", bytes.len());

@@ -39,7 +39,7 @@ fn stat(s: &Server, name: &str) -> u64 {
 
 /// Journal bytes past the segment headers.
 fn journal_payload(data: &Path) -> u64 {
-    std::fs::read_dir(data.join("journal"))
+    std::fs::read_dir(data.join(".journal"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "wal"))
@@ -59,7 +59,7 @@ fn a_failed_journal_fsync_stops_writes_and_the_restart_replays() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::with_config(config(dir.path()));
     assert_eq!(put(&s, "jf", "a", 0, 10).status, 204);
-    rrdcore::sync::inject_failures(&dir.path().join("journal"), 1);
+    rrdcore::sync::inject_failures(&dir.path().join(".journal"), 1);
     let r = put(&s, "jf", "a", 10, 10);
     assert_eq!(r.status, 503, "a batch whose fsync failed is not acknowledged: {}", r.text());
     // Fail-stop: the next fsync would succeed, and still nothing is taken.

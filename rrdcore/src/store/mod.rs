@@ -3,10 +3,14 @@
 //! * Layout: `DATA/<metric>/<tags>.rrd` (see [`SeriesKey`]), readable by a
 //!   person and safe to copy with rsync while the store is closed. The
 //!   directory alone lists every series again after a restart.
-//! * `DATA/LOCK` is locked exclusively while a store is open; a second store
+//! * `DATA/.lock` is locked exclusively while a store is open; a second store
 //!   on the same directory gets [`Error::Locked`]. That lock covers every
 //!   file in the directory, so files are mapped without locks of their own
-//!   and without keeping a descriptor open.
+//!   and without keeping a descriptor open. Names starting with `.` are the
+//!   store's (and its user's: the server keeps `.journal/` and
+//!   `.bosun.redb` there): no series name reaches them, since a leading `.`
+//!   of a metric is written `%2E`. A directory of the earlier layout
+//!   (`DATA/LOCK`) is taken over: that lock is taken too, then removed.
 //! * A bounded CLOCK cache of open maps (`max_open`), so a million series
 //!   never exhaust descriptors or `vm.max_map_count`; hit/miss counters.
 //! * Each series has its own read/write lock: fetches of a series never see
@@ -45,7 +49,10 @@ use crate::schema::Schema;
 use crate::state::Timestamp;
 
 /// Name of the lock file in a data directory.
-pub const LOCK_FILE: &str = "LOCK";
+pub const LOCK_FILE: &str = ".lock";
+/// The lock file of the earlier layout, where a metric named `LOCK` could
+/// not be stored.
+const LEGACY_LOCK_FILE: &str = "LOCK";
 
 /// How a [`Store`] behaves.
 #[derive(Debug, Clone, PartialEq)]
@@ -280,18 +287,7 @@ impl Store {
             });
         }
         std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err("open", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
-        }
+        let lock = lock_dir(&dir)?;
         let (keys, problems) = scan(&dir)?;
         let counters = Counters::default();
         counters.series.store(keys.len() as u64, Ordering::Relaxed);
@@ -729,17 +725,43 @@ impl Store {
     }
 }
 
+/// Takes the data directory's lock (see the module documentation),
+/// taking over the earlier layout's `LOCK` file.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let lock = lock_file(&dir.join(LOCK_FILE))?.ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
+    let legacy = dir.join(LEGACY_LOCK_FILE);
+    if std::fs::symlink_metadata(&legacy).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        // An earlier build holding the directory holds this one.
+        let old = lock_file(&legacy)?.ok_or_else(|| Error::Locked { path: dir.to_path_buf() })?;
+        std::fs::remove_file(&legacy).map_err(io_err("remove", &legacy))?;
+        drop(old);
+    }
+    Ok(lock)
+}
+
+/// Opens (creating) and locks `path`; `None` when another holds it.
+fn lock_file(path: &Path) -> Result<Option<File>> {
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io_err("open", path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock", path)(e)),
+    }
+}
+
 fn unknown(key: &SeriesKey) -> Error {
     Error::UnknownSeries { key: key.to_string() }
 }
 
-/// Lists `DATA/<metric>/<tags>.rrd` files as escaped keys.
+/// Lists `DATA/<metric>/<tags>.rrd` files as escaped keys. Names starting
+/// with `.` are not series; a metric directory that cannot be read is a
+/// problem reported, not a reason to refuse the whole directory.
 fn scan(dir: &Path) -> Result<(Vec<String>, Vec<ScanProblem>)> {
     let mut keys = Vec::new();
     let mut problems = Vec::new();
     for metric in std::fs::read_dir(dir).map_err(io_err("read directory", dir))? {
         let metric = metric.map_err(io_err("read directory", dir))?;
-        if !metric.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+        if !metric.file_type().map(|t| t.is_dir()).unwrap_or(false) || metric.file_name().as_encoded_bytes().starts_with(b".") {
             continue;
         }
         let metric_path = metric.path();
@@ -747,9 +769,21 @@ fn scan(dir: &Path) -> Result<(Vec<String>, Vec<ScanProblem>)> {
             problems.push(ScanProblem { path: metric_path, reason: "directory name is not UTF-8".into() });
             continue;
         };
-        for file in std::fs::read_dir(&metric_path).map_err(io_err("read directory", &metric_path))? {
-            let file = file.map_err(io_err("read directory", &metric_path))?;
-            let path = file.path();
+        let files = match std::fs::read_dir(&metric_path) {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(ScanProblem { path: metric_path, reason: format!("cannot read the directory: {e}") });
+                continue;
+            }
+        };
+        for file in files {
+            let path = match file {
+                Ok(f) => f.path(),
+                Err(e) => {
+                    problems.push(ScanProblem { path: metric_path.clone(), reason: format!("cannot read the directory: {e}") });
+                    break;
+                }
+            };
             if path.extension().and_then(|e| e.to_str()) != Some(key::EXTENSION) {
                 continue;
             }

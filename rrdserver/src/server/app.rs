@@ -174,11 +174,13 @@ impl App {
             tracing::warn!(path = %p.path.display(), reason = %p.reason, "skipping a file in the data directory");
         }
         let index = Index::build(&store)?;
+        super::write::journal::migrate(&config.data_dir).map_err(|e| rrdcore::Error::Io { op: "move the journal", path: config.data_dir.clone(), source: e })?;
         let meta = super::bosun::meta::MetaDb::open(&config.data_dir).map_err(|reason| rrdcore::Error::Unavailable { key: super::bosun::meta::FILE.into(), reason })?;
         for (text, value, time_ms) in meta.indexed().map_err(|reason| rrdcore::Error::Unavailable { key: super::bosun::meta::FILE.into(), reason })? {
-            if let Some(key) = super::index::parse_canonical(&text) {
-                let series = index.get_or_insert(&store, &text, || Ok(key)).map_err(|reason| rrdcore::Error::Unavailable { key: text.clone(), reason })?;
-                series.observe(time_ms, value);
+            match super::index::parse_canonical(&text).map(|key| index.get_or_insert(&store, &text, || Ok(key))) {
+                Some(Ok(series)) => series.observe(time_ms, value),
+                Some(Err(reason)) => tracing::warn!(series = %text, %reason, "skipping an indexed series"),
+                None => tracing::warn!(series = %text, "skipping an indexed series whose name does not parse"),
             }
         }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());

@@ -1,6 +1,7 @@
 //! Bosun's metadata (`bosun-api.md` §2.3, §3.3) and the index-only series
 //! fed by `/api/index`, kept in an embedded redb database
-//! (`DATA/bosun.redb`) with an in-memory copy for reads. Every write is
+//! (`DATA/.bosun.redb`; `DATA/bosun.redb` in the earlier layout is moved
+//! there; a damaged one is moved aside and started afresh) with an in-memory copy for reads. Every write is
 //! committed durably before the request is answered.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,8 +11,11 @@ use std::sync::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Value as Json, json};
 
-/// File name of the metadata database in the data directory.
-pub const FILE: &str = "bosun.redb";
+/// File name of the metadata database in the data directory (a leading
+/// `.`: no series name reaches it).
+pub const FILE: &str = ".bosun.redb";
+/// Its name in the earlier layout.
+const LEGACY_FILE: &str = "bosun.redb";
 
 /// metric -> {"desc","unit","rate","touched"}.
 const METRICS: TableDefinition<&str, &str> = TableDefinition::new("metric_meta");
@@ -94,9 +98,23 @@ fn parse_tagset(text: &str) -> Vec<(String, String)> {
 }
 
 impl MetaDb {
-    /// Opens (creating) `DATA/bosun.redb` and loads it.
+    /// Opens (creating) `DATA/.bosun.redb` and loads it (see the module
+    /// documentation for the earlier layout and a damaged file).
     pub fn open(dir: &Path) -> Result<MetaDb, String> {
-        let db = Database::create(dir.join(FILE)).map_err(err)?;
+        let path = dir.join(FILE);
+        let legacy = dir.join(LEGACY_FILE);
+        if !path.exists() && std::fs::symlink_metadata(&legacy).is_ok_and(|m| m.is_file()) {
+            std::fs::rename(&legacy, &path).and_then(|()| rrdcore::sync::dir(dir)).map_err(|e| format!("moving {} to {}: {e}", legacy.display(), path.display()))?;
+        }
+        let db = match Database::create(&path) {
+            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(why))) => {
+                let aside = dir.join(format!("{FILE}.corrupt"));
+                std::fs::rename(&path, &aside).and_then(|()| rrdcore::sync::dir(dir)).map_err(|e| format!("moving the damaged {} aside: {e}", path.display()))?;
+                tracing::error!(path = %aside.display(), reason = %why, "the metadata database is damaged: moved aside, starting afresh");
+                Database::create(&path).map_err(err)?
+            }
+            other => other.map_err(err)?,
+        };
         {
             let w = db.begin_write().map_err(err)?;
             w.open_table(METRICS).map_err(err)?;

@@ -1,7 +1,7 @@
 //! Points set aside: acknowledged points their database refused anyway, or
 //! journaled points replay could not store (a series whose database cannot
 //! be created or opened). They are never discarded: each is appended, with
-//! its series, to `DATA/journal/aside.wal-aside`, in the journal's own
+//! its series, to `DATA/.journal/aside.wal-aside`, in the journal's own
 //! format and synced before anything that held it is deleted, and
 //! reported. The server never reads the file again by itself; once the
 //! cause is fixed, renaming it to `<16 hex digits>.wal` (a number above the

@@ -28,7 +28,7 @@
 //! 3. **Nothing acknowledged is dropped.** A point that cannot be applied
 //!    for a reason of the disk (full, I/O error) stays held and is retried;
 //!    one its database refuses anyway (a file replaced underneath, a schema
-//!    changed by the configuration) is set aside to `journal/aside.wal-aside`
+//!    changed by the configuration) is set aside to `.journal/aside.wal-aside`
 //!    with the reason, never discarded.
 //! 4. **Replay equals live.** Replay decides journaled points with the same
 //!    window: a point at or before its database's last update is already

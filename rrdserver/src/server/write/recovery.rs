@@ -49,7 +49,7 @@ pub struct Replayed {
 /// A series and its journaled points, (ms, value), in journal order.
 type SeriesPoints = (Arc<Series>, Vec<(u64, f64)>);
 
-/// Replays every segment in `DATA/journal`.
+/// Replays every segment in `DATA/.journal`.
 pub fn replay(cx: &Ctx<'_>, index: &Index) -> Result<Replayed, rrdcore::Error> {
     let dir = cx.store.dir().join(DIR);
     let segments = journal::segments(&dir).map_err(io("read directory", &dir))?;

@@ -1,7 +1,7 @@
 //! The write-ahead journal: every accepted point is appended here before
 //! it is applied to its database, so a crash loses nothing acknowledged.
 //!
-//! * Segments `DATA/journal/<seq>.wal` ([`mod@format`] has the byte map; the
+//! * Segments `DATA/.journal/<seq>.wal` ([`mod@format`] has the byte map; the
 //!   design and its version history are in `docs/journal.md`).
 //! * [`Journal::begin`] takes the append lock and gives an [`Append`]: the
 //!   caller decides each point and adds the ones it accepts while holding
@@ -32,8 +32,11 @@ use std::time::{Duration, Instant};
 
 use format::BlockWriter;
 
-/// Directory of the journal inside the data directory.
-pub const DIR: &str = "journal";
+/// Directory of the journal inside the data directory (a leading `.`: no
+/// series name reaches it).
+pub const DIR: &str = ".journal";
+/// Where the journal was in the earlier layout (see [`migrate`]).
+const LEGACY_DIR: &str = "journal";
 /// Extension of segment files.
 pub const EXTENSION: &str = "wal";
 
@@ -185,6 +188,34 @@ fn new_segment(dir: &Path, seq: u64) -> std::io::Result<File> {
         return Err(e);
     }
     Ok(file)
+}
+
+/// Moves the journal's files of the earlier layout (`DATA/journal/*.wal*`)
+/// into [`DIR`], before replay. Anything else there (series of a metric
+/// named `journal`) stays; the old directory goes once empty.
+pub fn migrate(data_dir: &Path) -> std::io::Result<()> {
+    let old = data_dir.join(LEGACY_DIR);
+    let Ok(entries) = std::fs::read_dir(&old) else { return Ok(()) };
+    let new = data_dir.join(DIR);
+    std::fs::create_dir_all(&new)?;
+    let mut moved = 0;
+    for e in entries {
+        let path = e?.path();
+        let ours = path.extension().and_then(|x| x.to_str()).is_some_and(|x| x.starts_with(EXTENSION));
+        if let (true, Some(name)) = (ours, path.file_name()) {
+            std::fs::rename(&path, new.join(name))?;
+            moved += 1;
+        }
+    }
+    if moved > 0 {
+        rrdcore::sync::dir(&new)?;
+        rrdcore::sync::dir(&old)?;
+        tracing::info!(from = %old.display(), to = %new.display(), files = moved, "moved the journal to its new place");
+    }
+    if std::fs::remove_dir(&old).is_ok() {
+        rrdcore::sync::dir(data_dir)?;
+    }
+    Ok(())
 }
 
 impl Journal {
