@@ -25,7 +25,9 @@
 //!   aside to `<file>.corrupt` when it is opened and reported by
 //!   [`Store::take_quarantined`]; its series starts afresh.
 //! * [`Store::flush`] also fsyncs files closed by eviction since the last
-//!   flush, so everything written before it is on disk afterwards.
+//!   flush, then the directories whose entries changed (new series files,
+//!   metric directories, files moved aside), so everything written before
+//!   it, names included, is on disk afterwards.
 //! * [`SeriesHandle`]s skip the index on every write: a server resolves each
 //!   series once and writes through its handle.
 
@@ -234,6 +236,11 @@ pub struct Store {
     /// may still be only in the page cache, so the flush fsyncs them (each
     /// once, however often it was evicted).
     evicted: Mutex<HashSet<PathBuf>>,
+    /// Directories whose entries changed since the last [`Store::flush`] (a
+    /// series file renamed into place, a metric directory made, a damaged
+    /// file moved aside): the flush fsyncs them, after the files, so the
+    /// names survive a power cut too.
+    changed_dirs: Mutex<HashSet<PathBuf>>,
     /// Damaged databases moved aside since the last [`Store::take_quarantined`].
     quarantined: Mutex<Vec<ScanProblem>>,
     /// Why a sync failed, once one has: every later flush refuses.
@@ -301,6 +308,7 @@ impl Store {
             counters,
             problems,
             evicted: Mutex::default(),
+            changed_dirs: Mutex::default(),
             quarantined: Mutex::default(),
             failed: Mutex::default(),
         })
@@ -396,6 +404,11 @@ impl Store {
         slot.forget_hot();
         self.prepare_dir(key, &path, hashed)?;
         Rrd::write_restored(&path, schema, state, rows)?;
+        // Not mapped: the next flush fsyncs the file, then its directory.
+        if let Ok(mut files) = self.evicted.lock() {
+            files.insert(path.clone());
+        }
+        self.dir_changed(path.parent());
         if !slot.exists.swap(true, Ordering::Relaxed) {
             self.counters.series.fetch_add(1, Ordering::Relaxed);
         }
@@ -576,6 +589,13 @@ impl Store {
             let file = File::open(&path).map_err(io_err("open", &path))?;
             crate::sync::data(&file, &path).map_err(io_err("fsync", &path))?;
         }
+        // Deepest first: a metric directory's entries before the data
+        // directory's entry for it.
+        let mut dirs: Vec<PathBuf> = std::mem::take(&mut *self.changed_dirs.lock().map_err(|_| poisoned())?).into_iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for dir in dirs {
+            crate::sync::dir(&dir).map_err(io_err("fsync directory", &dir))?;
+        }
         Ok(())
     }
 
@@ -604,6 +624,7 @@ impl Store {
         aside.push(".corrupt");
         let aside = PathBuf::from(aside);
         std::fs::rename(path, &aside).map_err(io_err("rename", path))?;
+        self.dir_changed(path.parent());
         if let Ok(mut q) = self.quarantined.lock() {
             q.push(ScanProblem { path: aside, reason });
         }
@@ -662,15 +683,29 @@ impl Store {
         Ok(guard)
     }
 
-    /// Makes a series file's directory, and its `.key` file when its name is hashed.
+    /// Makes a series file's directory, and its `.key` file when its name is
+    /// hashed; the next flush syncs them.
     fn prepare_dir(&self, key: &SeriesKey, path: &Path, hashed: bool) -> Result<()> {
         let parent = path.parent().unwrap_or(&self.dir);
-        std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+        if !parent.is_dir() {
+            std::fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+            self.dir_changed(parent.parent());
+        }
         if hashed {
             let key_path = path.with_extension(key::KEY_EXTENSION);
             std::fs::write(&key_path, key.escaped()).map_err(io_err("write", &key_path))?;
+            if let Ok(mut files) = self.evicted.lock() {
+                files.insert(key_path);
+            }
         }
         Ok(())
+    }
+
+    /// Notes that `dir`'s entries changed, for the next flush to sync.
+    fn dir_changed(&self, dir: Option<&Path>) {
+        if let (Some(d), Ok(mut dirs)) = (dir, self.changed_dirs.lock()) {
+            dirs.insert(d.to_path_buf());
+        }
     }
 
     fn create(&self, key: &SeriesKey, path: &Path, hashed: bool, first: Timestamp, schema: Option<&Schema>) -> Result<Rrd> {
@@ -688,6 +723,7 @@ impl Store {
                 let _ = std::fs::remove_file(path.with_extension(key::KEY_EXTENSION));
             }
         })?;
+        self.dir_changed(path.parent());
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         Ok(db)
     }

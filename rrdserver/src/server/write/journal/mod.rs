@@ -223,7 +223,10 @@ impl Journal {
     /// sync thread. Replay the old segments first (see `replay`).
     pub fn create(data_dir: &Path, last_seq: u64, policy: Durability, interval: Duration) -> std::io::Result<Journal> {
         let dir = data_dir.join(DIR);
-        std::fs::create_dir_all(&dir)?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir)?;
+            rrdcore::sync::dir(data_dir)?;
+        }
         let seq = last_seq + 1;
         let file = new_segment(&dir, seq)?;
         let len = format::SEGMENT_HEADER as u64;
