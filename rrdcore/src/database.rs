@@ -79,6 +79,22 @@ pub struct Rrd {
     state: State,
     active_slot: usize,
     seq: u64,
+    /// Opened by a [`crate::Store`]: the live state reaches its slot only at
+    /// [`Rrd::checkpoint`], after the rows are synced (see there).
+    deferred: bool,
+    /// The in-memory state is newer than the current slot (deferred only).
+    dirty: bool,
+    /// A database opened on its own inside a store's data directory holds
+    /// that store's lock shared, so no store opens the directory meanwhile.
+    _store_lock: Option<File>,
+}
+
+/// The live state of a store's database closed with changes no slot holds
+/// yet ([`Rrd::park`]); [`Rrd::adopt`] takes it back when it is reopened.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    pub(crate) path: PathBuf,
+    pub(crate) state: State,
 }
 
 impl std::fmt::Debug for Rrd {
@@ -88,6 +104,7 @@ impl std::fmt::Debug for Rrd {
             .field("map", &self.map)
             .field("last_update", &self.state.last_update)
             .field("sequence", &self.seq)
+            .field("dirty", &self.dirty)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +206,37 @@ fn lock(file: &File, exclusive: bool, path: &Path) -> Result<()> {
     }
 }
 
+/// Takes a shared lock on the lock file of the store whose data directory
+/// holds `path` (a series file is `DATA/<metric>/<name>.rrd`), if there is
+/// one: while it is held no store opens that directory, and while a store
+/// is open this refuses with [`Error::InStore`]. So a database opened on its
+/// own never writes a file a store has mapped (the store maps its files
+/// under its directory lock, without a lock per file).
+fn hold_enclosing_store(path: &Path) -> Result<Option<File>> {
+    let absolute = match (std::fs::canonicalize(path), path.parent(), path.file_name()) {
+        (Ok(p), _, _) => p,
+        (Err(_), Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            let Ok(parent) = std::fs::canonicalize(parent) else { return Ok(None) };
+            parent.join(name)
+        }
+        _ => return Ok(None),
+    };
+    for dir in absolute.ancestors().skip(1).take(2) {
+        let lock_path = dir.join(crate::store::LOCK_FILE);
+        let Ok(file) = File::open(&lock_path) else { continue };
+        return match file.try_lock_shared() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InStore {
+                path: path.to_path_buf(),
+                store: dir.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock", &lock_path)(e)),
+        };
+    }
+    Ok(None)
+}
+
 /// The current time from the system clock.
 pub fn now() -> Timestamp {
     let d = std::time::SystemTime::now()
@@ -275,7 +323,9 @@ impl Rrd {
             .open(path)
             .map_err(io_err("open", path))?;
         let map = MappedFile::writable_detached(file).map_err(io_err("mmap", path))?;
-        Rrd::from_map(path, map)
+        let mut db = Rrd::from_map(path, map)?;
+        db.deferred = true;
+        Ok(db)
     }
 
     /// Creates a database file for the store (no lock, no overwrite) and opens it.
@@ -301,6 +351,7 @@ fn create_file(path: &Path, schema: &Schema, start: i64, opts: &CreateOptions) -
 
 /// Refuses an existing `path` unless `overwrite`, and one another writer has open.
 fn check_target(path: &Path, overwrite: bool) -> Result<()> {
+    drop(hold_enclosing_store(path)?);
     if !path.exists() {
         return Ok(());
     }
@@ -339,9 +390,12 @@ impl Rrd {
             .write(true)
             .open(path)
             .map_err(io_err("open", path))?;
+        let store_lock = hold_enclosing_store(path)?;
         lock(&file, true, path)?;
         let map = MappedFile::writable(file).map_err(io_err("mmap", path))?;
-        Rrd::from_map(path, map)
+        let mut db = Rrd::from_map(path, map)?;
+        db._store_lock = store_lock;
+        Ok(db)
     }
 
     /// Opens a database for reading only, taking a shared lock (several readers
@@ -391,6 +445,9 @@ impl Rrd {
             state: decoded.state,
             active_slot: decoded.active_slot,
             seq: decoded.seq,
+            deferred: false,
+            dirty: false,
+            _store_lock: None,
         })
     }
 
@@ -761,8 +818,19 @@ impl Rrd {
         }
     }
 
-    /// Writes the in-memory state to the slot that is not current, then makes it current.
+    /// Records that the in-memory state changed: a database of its own
+    /// writes it to its slot at once ([`Rrd::write_slot`]); a store's
+    /// waits for [`Rrd::checkpoint`].
     fn commit(&mut self) {
+        if self.deferred {
+            self.dirty = true;
+        } else {
+            self.write_slot();
+        }
+    }
+
+    /// Writes the in-memory state to the slot that is not current, then makes it current.
+    fn write_slot(&mut self) {
         let next = self.seq.wrapping_add(1);
         let slot = 1 - self.active_slot;
         let layout = &self.shape.layout;
@@ -775,7 +843,46 @@ impl Rrd {
         {
             self.active_slot = slot;
             self.seq = next;
+            self.dirty = false;
         }
+    }
+
+    /// Makes the file reflect every update so far, in the order a power cut
+    /// cannot undo: the rows are synced first, then the live state is
+    /// written to its spare slot and synced. Until then the file's live
+    /// state is the one of the previous checkpoint, whatever pages the
+    /// kernel writes back meanwhile, so the state on disk never claims rows
+    /// that are not there. (A database opened on its own writes its state
+    /// at every update, as RRDtool does; for it this is [`Rrd::flush`].)
+    ///
+    /// A failed sync leaves the state unwritten: the file keeps claiming
+    /// only what was synced before.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.flush()?;
+        if self.dirty {
+            self.write_slot();
+            self.flush_state()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the in-memory state is newer than the file's (a store's
+    /// database between checkpoints).
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Closes a store's database, handing back its unwritten state, if
+    /// any, for [`Rrd::adopt`] or a later checkpoint.
+    pub(crate) fn park(self) -> Option<Parked> {
+        let Rrd { path, state, dirty, .. } = self;
+        dirty.then_some(Parked { path, state })
+    }
+
+    /// Takes back the state a [`Rrd::park`] of this file handed out.
+    pub(crate) fn adopt(&mut self, parked: Parked) {
+        self.state = parked.state;
+        self.dirty = true;
     }
 
     /// Writes the live state to disk and waits for it (cheaper than [`Rrd::flush`]

@@ -24,6 +24,15 @@ pub enum Error {
         /// The file concerned.
         path: PathBuf,
     },
+    /// The file is in the data directory of a store that is open (a running
+    /// server): writing it on its own would change what the store has mapped.
+    #[error("{path} is inside the data directory {store}, which a running server (or another program's store) has open; write through that server (its HTTP API, telnet or rrdcached protocol), or stop it first")]
+    InStore {
+        /// The file.
+        path: PathBuf,
+        /// The store's data directory.
+        store: PathBuf,
+    },
     /// The database was opened read-only and cannot be updated.
     #[error("{path} is open read-only")]
     ReadOnly {

@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, copy_dir};
+use common::{Server, copy_dir, journal_payload};
 use rrdserver::server::Config;
 use serde_json::{Value, json};
 
@@ -41,33 +41,11 @@ fn put(s: &Server, pts: &[Value]) -> (u16, Vec<(u64, String)>) {
     (r.status, errors.iter().map(|e| (e["datapoint"]["timestamp"].as_u64().unwrap_or(0), e["error"].as_str().unwrap_or("").to_owned())).collect())
 }
 
-fn dps(s: &Server, metric: &str, host: &str, from: u64, to: u64) -> serde_json::Map<String, Value> {
-    let q = json!({"start": from, "end": to, "queries": [{"aggregator": "sum", "metric": metric, "tags": {"host": host}}]});
-    let got = s.post("/api/query", &q.to_string()).json();
-    got.get(0).and_then(|g| g["dps"].as_object().cloned()).unwrap_or_default()
-}
-
 /// `/api/query/last` of one series: its time (ms) and value.
 fn last_value(s: &Server, series: &str) -> Option<(u64, f64)> {
     let got = s.get(&format!("/api/query/last?timeseries={series}&back_scan=0")).json();
     let p = got.get(0)?;
     Some((p["timestamp"].as_u64()?, p["value"].as_str()?.parse().ok()?))
-}
-
-fn stat(s: &Server, name: &str) -> u64 {
-    let stats = s.get("/api/stats").json();
-    let v = stats.as_array().unwrap().iter().find(|x| x["metric"] == name).unwrap_or_else(|| panic!("no stat {name}"))["value"].clone();
-    v.as_str().unwrap().parse().unwrap()
-}
-
-/// Bytes of journal past the segment headers (16 bytes each).
-fn journal_payload(data: &Path) -> u64 {
-    std::fs::read_dir(data.join(".journal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
-        .map(|p| std::fs::metadata(p).unwrap().len().saturating_sub(16))
-        .sum()
 }
 
 fn journal_files(data: &Path, ext: &str) -> usize {
@@ -96,9 +74,9 @@ fn a_value_its_schema_cannot_take_is_refused_before_the_answer() {
         drop(s);
 
         let s = Server::with_config(config(crash.path(), window, COUNTER));
-        assert_eq!(stat(&s, "tsd.journal.set_aside"), 0, "nothing acknowledged was refused later");
+        assert_eq!(s.stat("tsd.journal.set_aside"), 0, "nothing acknowledged was refused later");
         // The two accepted readings: (400 - 100) / 600 s over both rows.
-        let got = dps(&s, "ctr", "a", B, B + 900);
+        let got = s.dps("ctr", "a", B, B + 900);
         assert_eq!(got.get(&(B + 300).to_string()).and_then(Value::as_f64), Some(0.5), "window {window}: {got:?}");
         assert_eq!(got.get(&(B + 600).to_string()).and_then(Value::as_f64), Some(0.5), "window {window}: {got:?}");
         // The refused one left the series free to go on.
@@ -115,7 +93,7 @@ fn replay_keeps_the_first_value_accepted_at_a_time() {
         assert_eq!(put(&s, &[point("first", "a", B, 1.0)]).0, 204);
         if window == 0 {
             // Applied: wait until the database holds it (a read applies it).
-            assert_eq!(dps(&s, "first", "a", B, B).len(), 1);
+            assert_eq!(s.dps("first", "a", B, B).len(), 1);
         }
         let (status, errors) = put(&s, &[point("first", "a", B, 2.0)]);
         assert_eq!(status, 400, "window {window}: a different value at an accepted time");
@@ -126,9 +104,9 @@ fn replay_keeps_the_first_value_accepted_at_a_time() {
         drop(s);
 
         let s = Server::with_config(config(crash.path(), window, ""));
-        let got = dps(&s, "first", "a", B, B + 300);
+        let got = s.dps("first", "a", B, B + 300);
         assert_eq!(got.get(&B.to_string()).and_then(Value::as_f64), Some(1.0), "window {window}: {got:?}");
-        assert_eq!(stat(&s, "tsd.journal.set_aside"), 0);
+        assert_eq!(s.stat("tsd.journal.set_aside"), 0);
     }
 }
 
@@ -138,11 +116,11 @@ fn within_one_batch_the_last_value_at_a_time_wins_live_and_after_replay() {
     let crash = tempfile::tempdir().unwrap();
     let s = Server::with_config(config(dir.path(), 3_600_000, ""));
     assert_eq!(put(&s, &[point("batch", "a", B, 1.0), point("batch", "a", B, 3.0)]).0, 204);
-    assert_eq!(dps(&s, "batch", "a", B, B)[&B.to_string()].as_f64(), Some(3.0));
+    assert_eq!(s.dps("batch", "a", B, B)[&B.to_string()].as_f64(), Some(3.0));
     copy_dir(dir.path(), crash.path());
     drop(s);
     let s = Server::with_config(config(crash.path(), 3_600_000, ""));
-    assert_eq!(dps(&s, "batch", "a", B, B)[&B.to_string()].as_f64(), Some(3.0));
+    assert_eq!(s.dps("batch", "a", B, B)[&B.to_string()].as_f64(), Some(3.0));
 }
 
 #[test]
@@ -161,7 +139,7 @@ fn a_huge_name_is_refused_and_never_journaled() {
     copy_dir(dir.path(), crash.path());
     drop(s);
     let s = Server::with_config(config(crash.path(), 3_600_000, ""));
-    assert_eq!(dps(&s, "huge", "ok", B, B)[&B.to_string()].as_f64(), Some(2.0));
+    assert_eq!(s.dps("huge", "ok", B, B)[&B.to_string()].as_f64(), Some(2.0));
     assert_eq!(journal_files(crash.path(), "wal-damaged"), 0, "the journal replayed whole");
 }
 
@@ -193,7 +171,7 @@ fn times_a_database_cannot_take_are_refused_before_the_answer() {
     drop(s);
     let s = Server::with_config(config(crash.path(), 3_600_000, ""));
     assert_eq!(last_value(&s, "when{host=far}"), Some((far * 1000, 7.0)));
-    assert_eq!(stat(&s, "tsd.journal.set_aside"), 0);
+    assert_eq!(s.stat("tsd.journal.set_aside"), 0);
     assert_eq!(put(&s, &[point("when", "b", B, 1.0)]).0, 204, "the server takes writes");
 }
 
@@ -215,7 +193,7 @@ fn a_newer_format_version_is_refused_by_name_and_left_in_place() {
     assert_eq!(errors.len(), 1, "only the series of the newer file: {errors:?}");
     assert!(errors[0].1.contains("version 2"), "the error names the version: {}", errors[0].1);
     assert_eq!(last_value(&s, "newer{host=b}"), Some(((B + 300) * 1000, 4.0)));
-    assert_eq!(stat(&s, "tsd.store.quarantined"), 0);
+    assert_eq!(s.stat("tsd.store.quarantined"), 0);
     drop(s);
     assert_eq!(std::fs::read(&file).unwrap(), bytes, "the file is left as it is, where it is");
 }
@@ -235,7 +213,7 @@ fn series_named_like_the_store_files_are_series_like_any_other() {
         for (i, m) in names.iter().enumerate() {
             assert_eq!(last_value(&s, &format!("{m}{{host=a}}")), Some((B * 1000, i as f64)), "{m} in {}", d.display());
         }
-        assert_eq!(stat(&s, "tsd.journal.set_aside"), 0);
+        assert_eq!(s.stat("tsd.journal.set_aside"), 0);
     }
 }
 
@@ -265,4 +243,38 @@ fn a_data_directory_of_the_earlier_layout_is_moved_over() {
         assert!(!d.join(old).is_file(), "{old} is gone");
     }
     assert_eq!(std::fs::read_dir(d.join("journal")).unwrap().count(), 1, "only the series of metric `journal` is there");
+}
+
+/// Runs the `rrdserver` binary with `args`: exit code and stderr.
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(common::BIN).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn the_cli_refuses_to_write_files_a_running_server_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    assert_eq!(put(&s, &[point("held", "a", B, 1.0)]).0, 204);
+    assert_eq!(last_value(&s, "held{host=a}"), Some((B * 1000, 1.0)));
+    let file = dir.path().join("held").join("host=a.rrd");
+    let file = file.to_str().unwrap();
+    let attempts: [&[&str]; 4] = [
+        &["update", file, &format!("{}:9", B + 300)],
+        &["tune", file, "--heartbeat", "value:900"],
+        &["resize", file, "0", "GROW", "10"],
+        &["create", file, "--step", "300", "DS:value:GAUGE:600:U:U", "RRA:AVERAGE:0.5:1:10"],
+    ];
+    for args in attempts {
+        let (code, err) = cli(args);
+        assert_ne!(code, 0, "{args:?} must fail");
+        assert!(err.contains("inside the data directory") && err.contains("stop it first"), "{args:?}: {err}");
+    }
+    let (code, err) = cli(&["lastupdate", file]);
+    assert_eq!(code, 0, "reading is allowed: {err}");
+    assert_eq!(last_value(&s, "held{host=a}"), Some((B * 1000, 1.0)), "the server's series is as it was");
+    s.stop();
+
+    let (code, err) = cli(&["update", file, &format!("{}:9", B + 300)]);
+    assert_eq!(code, 0, "with the server stopped the file is the CLI's: {err}");
 }

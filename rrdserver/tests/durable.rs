@@ -28,19 +28,6 @@ fn put(s: &Server, pts: &[Value]) {
     assert_eq!(r.status, 204, "{}", r.text());
 }
 
-/// The dps of `metric{host=...}` between B and B + n steps.
-fn dps(s: &Server, metric: &str, host: &str, n: u64) -> serde_json::Map<String, Value> {
-    let q = json!({"start": B, "end": B + n * 300, "queries": [{"aggregator": "sum", "metric": metric, "tags": {"host": host}}]});
-    let got = s.post("/api/query", &q.to_string()).json();
-    got.get(0).and_then(|g| g["dps"].as_object().cloned()).unwrap_or_default()
-}
-
-fn stat(s: &Server, name: &str) -> u64 {
-    let stats = s.get("/api/stats").json();
-    let v = stats.as_array().unwrap().iter().find(|x| x["metric"] == name).unwrap_or_else(|| panic!("no stat {name}"))["value"].clone();
-    v.as_str().unwrap().parse().unwrap()
-}
-
 fn files_with_extension(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect();
     out.sort();
@@ -72,9 +59,9 @@ fn replay_is_complete_and_idempotent() {
     assert!(!crash.path().join("replay").exists());
 
     let s = Server::with_config(config(crash.path()));
-    assert_eq!(stat(&s, "tsd.journal.replayed"), 111);
+    assert_eq!(s.stat("tsd.journal.replayed"), 111);
     for (h, n) in [("a", 60u64), ("b", 50), ("c", 1)] {
-        let got = dps(&s, "replay", h, n);
+        let got = s.dps("replay", h, B, B + n * 300);
         assert_eq!(got.len() as u64, n, "series {h}");
         for i in 0..n {
             assert_eq!(got[&(B + i * 300).to_string()].as_f64().unwrap(), i as f64 * 1.5);
@@ -89,9 +76,9 @@ fn replay_is_complete_and_idempotent() {
     // before the segments were removed: the same segments replay again.
     copy_dir(saved.path(), &crash.path().join(".journal"));
     let s = Server::with_config(config(crash.path()));
-    assert_eq!(stat(&s, "tsd.journal.replayed"), 0, "every point was already there");
-    assert_eq!(dps(&s, "replay", "a", 60).len(), 60);
-    assert_eq!(dps(&s, "replay", "b", 50)[&(B + 49 * 300).to_string()].as_f64().unwrap(), 49.0 * 1.5);
+    assert_eq!(s.stat("tsd.journal.replayed"), 0, "every point was already there");
+    assert_eq!(s.dps("replay", "a", B, B + 60 * 300).len(), 60);
+    assert_eq!(s.dps("replay", "b", B, B + 50 * 300)[&(B + 49 * 300).to_string()].as_f64().unwrap(), 49.0 * 1.5);
 }
 
 /// Block offsets of a segment, from its byte map (docs/journal.md).
@@ -125,9 +112,9 @@ fn a_damaged_journal_block_loses_only_that_block() {
     std::fs::write(seg, &bytes).unwrap();
 
     let s = Server::with_config(config(crash.path()));
-    assert_eq!(dps(&s, "dmg", "a", 50).len(), 50);
-    assert_eq!(dps(&s, "dmg", "c", 50).len(), 50);
-    assert_eq!(dps(&s, "dmg", "b", 50).len(), 0, "the damaged block's points are gone, nothing else");
+    assert_eq!(s.dps("dmg", "a", B, B + 50 * 300).len(), 50);
+    assert_eq!(s.dps("dmg", "c", B, B + 50 * 300).len(), 50);
+    assert_eq!(s.dps("dmg", "b", B, B + 50 * 300).len(), 0, "the damaged block's points are gone, nothing else");
     assert_eq!(files_with_extension(&crash.path().join(".journal"), "wal-damaged").len(), 1, "the damaged segment is kept aside");
 }
 
@@ -149,9 +136,9 @@ fn a_big_batch_spans_blocks_and_replays_whole() {
     assert!(bytes.len() < 150_000 * 24, "journal bytes per point under 24: {}", bytes.len());
     let s = Server::with_config(config(crash.path()));
     // Series over the window cap were partly in databases already; the rest replays.
-    assert_eq!(dps(&s, "big", "h0", 150).len(), 150);
-    assert_eq!(dps(&s, "big", "h999", 150)[&(B + 149 * 300).to_string()].as_f64().unwrap(), 149.5);
-    assert_eq!(stat(&s, "tsd.series.count"), 1000);
+    assert_eq!(s.dps("big", "h0", B, B + 150 * 300).len(), 150);
+    assert_eq!(s.dps("big", "h999", B, B + 150 * 300)[&(B + 149 * 300).to_string()].as_f64().unwrap(), 149.5);
+    assert_eq!(s.stat("tsd.series.count"), 1000);
 }
 
 #[test]
@@ -179,12 +166,12 @@ fn a_full_queue_answers_503_and_telnet_waits() {
         let pts: Vec<Value> = (1..6).map(|i| json!({"metric": "bp", "timestamp": B + i * 300, "value": i, "tags": {"host": "x"}})).collect();
         common::Client::connect(addr).send("POST", "/api/put", &[], json!(pts).to_string().as_bytes()).status
     });
-    eventually("the stalled put to be queued", || stat(&s, "tsd.write_queue.points") == 5);
+    eventually("the stalled put to be queued", || s.stat("tsd.write_queue.points") == 5);
     let r = s.post("/api/put", &json!(points("bp", "y", 20, |i| i as f64)).to_string());
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.header("Retry-After"), Some("1"));
     assert!(r.text().contains("write queue is full"), "{}", r.text());
-    assert!(stat(&s, "tsd.write_queue.refused") >= 20);
+    assert!(s.stat("tsd.write_queue.refused") >= 20);
     // Telnet is not refused: its reads pause until there is room.
     let mut t = s.connect();
     let lines: String = (0..20).map(|i| format!("put bp {} {i} host=z\n", B + i * 300)).collect();
@@ -195,11 +182,11 @@ fn a_full_queue_answers_503_and_telnet_waits() {
     let mut reply = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(&t), &mut reply).unwrap();
     assert!(reply.starts_with("net.opentsdb"), "{reply}");
-    assert_eq!(dps(&s, "bp", "z", 20).len(), 20);
-    assert_eq!(dps(&s, "bp", "x", 6).len(), 6);
+    assert_eq!(s.dps("bp", "z", B, B + 20 * 300).len(), 20);
+    assert_eq!(s.dps("bp", "x", B, B + 6 * 300).len(), 6);
     // The refused batch, sent again, is taken.
     put(&s, &points("bp", "y", 20, |i| i as f64));
-    assert_eq!(dps(&s, "bp", "y", 20).len(), 20);
+    assert_eq!(s.dps("bp", "y", B, B + 20 * 300).len(), 20);
 }
 
 #[test]
@@ -213,21 +200,21 @@ fn late_points_are_stored_in_order_within_the_window() {
     let r = s.post("/api/put?details", &json!([p(B + 300, 9.0)]).to_string());
     assert_eq!(r.status, 400);
     assert!(r.json()["errors"][0]["error"].as_str().unwrap().contains("a different value"), "{}", r.text());
-    let got = dps(&s, "late", "a", 2);
+    let got = s.dps("late", "a", B, B + 2 * 300);
     assert_eq!(got, json!({(B + 300).to_string(): 1, (B + 600).to_string(): 2}).as_object().unwrap().clone());
     // The read applied them; an older point is now refused and counted.
     let r = s.post("/api/put?details", &json!([p(B, 0.5)]).to_string());
     assert!(r.json()["errors"][0]["error"].as_str().unwrap().contains("not after the series' last update"), "{}", r.text());
-    assert_eq!(stat(&s, "tsd.datapoints.too_old"), 1);
-    assert_eq!(stat(&s, "tsd.datapoints.duplicate"), 1);
+    assert_eq!(s.stat("tsd.datapoints.too_old"), 1);
+    assert_eq!(s.stat("tsd.datapoints.duplicate"), 1);
     drop(s);
 
     // Held points reach the database when their window passes, with no read.
     let dir = tempfile::tempdir().unwrap();
     let s = Server::with_config(Config { reorder_window_ms: 1000, ..config(dir.path()) });
     put(&s, &[p(B + 300, 1.0), p(B + 600, 2.0)]);
-    assert_eq!(stat(&s, "tsd.datapoints.added"), 0, "held in the window");
-    eventually("the window to pass", || stat(&s, "tsd.datapoints.added") == 2);
+    assert_eq!(s.stat("tsd.datapoints.added"), 0, "held in the window");
+    eventually("the window to pass", || s.stat("tsd.datapoints.added") == 2);
 }
 
 #[test]
@@ -244,8 +231,8 @@ fn a_damaged_database_is_moved_aside_and_its_series_goes_on() {
     let s = Server::with_config(c);
     let later: Vec<Value> = (20..25).map(|i| json!({"metric": "db", "timestamp": B + i * 300, "value": i, "tags": {"host": "a"}})).collect();
     put(&s, &later);
-    assert_eq!(dps(&s, "db", "a", 30).len(), 5);
-    assert_eq!(dps(&s, "db", "b", 10).len(), 10);
+    assert_eq!(s.dps("db", "a", B, B + 30 * 300).len(), 5);
+    assert_eq!(s.dps("db", "b", B, B + 10 * 300).len(), 10);
     drop(s);
     assert_eq!(std::fs::metadata(dir.path().join("db/host=a.rrd.corrupt")).unwrap().len(), len / 3);
     assert!(rrdcore::check_bytes(&std::fs::read(&path).unwrap()).is_ok());

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::Server;
+use common::{Server, journal_payload};
 use rrdserver::server::Config;
 use serde_json::{Value, json};
 
@@ -25,30 +25,8 @@ fn put(s: &Server, metric: &str, host: &str, from: u64, n: u64) -> common::Respo
     s.post("/api/put", &json!(pts).to_string())
 }
 
-fn dps(s: &Server, metric: &str, host: &str, n: u64) -> serde_json::Map<String, Value> {
-    let q = json!({"start": B, "end": B + n * 300, "queries": [{"aggregator": "sum", "metric": metric, "tags": {"host": host}}]});
-    let got = s.post("/api/query", &q.to_string()).json();
-    got.get(0).and_then(|g| g["dps"].as_object().cloned()).unwrap_or_default()
-}
-
-fn stat(s: &Server, name: &str) -> u64 {
-    let stats = s.get("/api/stats").json();
-    let v = stats.as_array().unwrap().iter().find(|x| x["metric"] == name).unwrap_or_else(|| panic!("no stat {name}"))["value"].clone();
-    v.as_str().unwrap().parse().unwrap()
-}
-
-/// Journal bytes past the segment headers.
-fn journal_payload(data: &Path) -> u64 {
-    std::fs::read_dir(data.join(".journal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
-        .map(|p| std::fs::metadata(p).unwrap().len().saturating_sub(16))
-        .sum()
-}
-
 fn assert_all_read_back(s: &Server, metric: &str, host: &str, n: u64) {
-    let got = dps(s, metric, host, n);
+    let got = s.dps(metric, host, B, B + n * 300);
     for i in 0..n {
         assert_eq!(got.get(&(B + i * 300).to_string()).and_then(Value::as_f64), Some(i as f64), "{metric} {host} point {i}: {got:?}");
     }
@@ -66,7 +44,7 @@ fn a_failed_journal_fsync_stops_writes_and_the_restart_replays() {
     let r = put(&s, "jf", "b", 0, 1);
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("restart"), "{}", r.text());
-    assert_eq!(stat(&s, "tsd.write.failed"), 1);
+    assert_eq!(s.stat("tsd.write.failed"), 1);
     // A checkpoint refuses, so no segment is deleted.
     assert!(rrdserver::server::checkpoint::checkpoint(&s.app).is_err());
     let end = s.stop_result().unwrap_err().to_string();
@@ -74,7 +52,7 @@ fn a_failed_journal_fsync_stops_writes_and_the_restart_replays() {
     assert!(journal_payload(dir.path()) > 0, "the journal is kept for the next start");
 
     let s = Server::with_config(config(dir.path()));
-    assert_eq!(stat(&s, "tsd.write.failed"), 0);
+    assert_eq!(s.stat("tsd.write.failed"), 0);
     assert_all_read_back(&s, "jf", "a", 10);
     assert_eq!(put(&s, "jf", "b", 0, 1).status, 204, "a restart takes writes again");
 }
@@ -93,7 +71,7 @@ fn a_failed_msync_at_checkpoint_keeps_the_journal_and_stops_writes() {
     assert!(rrdserver::server::checkpoint::checkpoint(&s.app).is_err());
     assert_eq!(journal_payload(dir.path()), before);
     assert_eq!(put(&s, "mf", "a", 20, 1).status, 503);
-    assert_eq!(stat(&s, "tsd.write.failed"), 1);
+    assert_eq!(s.stat("tsd.write.failed"), 1);
     assert!(s.stop_result().is_err(), "the server ends with the failure");
     assert_eq!(journal_payload(dir.path()), before, "a stop after a failed sync deletes nothing");
 

@@ -17,17 +17,29 @@
 //!   a half-applied update, and work on different series runs in parallel.
 //! * Memory: an idle series costs one index entry, 171 heap bytes with its
 //!   escaped key and its prefetch list (measured over 100,000 series,
-//!   `BENCHMARKS.md`); an open one adds its map and the pages it touches.
+//!   `BENCHMARKS.md`; 16 more since the parked state's place), plus its
+//!   parked state until the next flush if it was evicted with changes; an
+//!   open one adds its map and the pages it touches.
 //! * [`Store::prefetch`] and [`Store::prefetch_handle`]: each write leaves the
 //!   addresses its series' next write will touch; a loop over many series
 //!   hints them a series or two ahead, so their cache misses overlap.
 //! * A damaged database file (cut short, bad checksum, zeroed) is moved
 //!   aside to `<file>.corrupt` when it is opened and reported by
 //!   [`Store::take_quarantined`]; its series starts afresh.
+//! * A database's live state (its first pages) is written only by
+//!   [`Store::flush`], after its rows are synced ([`Rrd::checkpoint`]): a
+//!   power cut between flushes leaves every file as of the last flush plus,
+//!   at most, rows past its state (which a replay rewrites), never a state
+//!   that claims rows the file lacks. A database evicted between flushes
+//!   parks its state in the index until it is reopened or the next flush.
+//!   Dropping a store flushes it.
 //! * [`Store::flush`] also fsyncs files closed by eviction since the last
 //!   flush, then the directories whose entries changed (new series files,
 //!   metric directories, files moved aside), so everything written before
 //!   it, names included, is on disk afterwards.
+//! * A database opened on its own ([`Rrd::open`], [`Rrd::create`]) inside
+//!   the directory of an open store is refused ([`Error::InStore`]); while
+//!   one is open, the store does not open ([`Error::Locked`]).
 //! * [`SeriesHandle`]s skip the index on every write: a server resolves each
 //!   series once and writes through its handle.
 
@@ -44,7 +56,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 pub use key::SeriesKey;
 pub use rules::{Pattern, SchemaRules};
 
-use crate::database::{HOT_SPANS, Rrd};
+use crate::database::{HOT_SPANS, Parked, Rrd};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchRequest, Fetched};
 use crate::schema::Schema;
@@ -152,6 +164,11 @@ struct Slot {
     /// What the series' next write will touch ([`Rrd::hot_spans`]), kept
     /// by each write for [`Store::prefetch`]. Hints only: never dereferenced.
     hot: [AtomicUsize; HOT_SPANS],
+    /// The live state of a database evicted between checkpoints, which its
+    /// file does not hold yet: taken back when the series is reopened,
+    /// written (after the rows) by the next flush otherwise. Only touched
+    /// with `db` write-locked.
+    parked: Mutex<Option<Box<Parked>>>,
 }
 
 impl Slot {
@@ -236,6 +253,8 @@ pub struct Store {
     /// may still be only in the page cache, so the flush fsyncs them (each
     /// once, however often it was evicted).
     evicted: Mutex<HashSet<PathBuf>>,
+    /// Slots that parked a state since the last [`Store::flush`].
+    parked: Mutex<Vec<Arc<Slot>>>,
     /// Directories whose entries changed since the last [`Store::flush`] (a
     /// series file renamed into place, a metric directory made, a damaged
     /// file moved aside): the flush fsyncs them, after the files, so the
@@ -308,6 +327,7 @@ impl Store {
             counters,
             problems,
             evicted: Mutex::default(),
+            parked: Mutex::default(),
             changed_dirs: Mutex::default(),
             quarantined: Mutex::default(),
             failed: Mutex::default(),
@@ -401,6 +421,7 @@ impl Store {
             return Err(Error::Exists { path });
         }
         *guard = None;
+        lock_leaf(&slot.parked).take();
         slot.forget_hot();
         self.prepare_dir(key, &path, hashed)?;
         Rrd::write_restored(&path, schema, state, rows)?;
@@ -579,10 +600,13 @@ impl Store {
     fn flush_all(&self) -> Result<()> {
         let entries: Vec<Arc<Slot>> = self.clock.lock().map_err(|_| poisoned())?.entries.clone();
         for slot in entries {
-            let guard = slot.db.read().map_err(|_| poisoned())?;
-            if let Some(db) = guard.as_ref() {
-                db.flush()?;
+            if let Some(db) = slot.db.write().map_err(|_| poisoned())?.as_mut() {
+                db.checkpoint()?;
             }
+        }
+        let parked = std::mem::take(&mut *self.parked.lock().map_err(|_| poisoned())?);
+        for slot in parked {
+            Store::checkpoint_parked(&slot)?;
         }
         let evicted = std::mem::take(&mut *self.evicted.lock().map_err(|_| poisoned())?);
         for path in evicted {
@@ -597,6 +621,20 @@ impl Store {
             crate::sync::dir(&dir).map_err(io_err("fsync directory", &dir))?;
         }
         Ok(())
+    }
+
+    /// Checkpoints the database `slot` parked, if it is still parked (it
+    /// may have been reopened meanwhile, and is then checkpointed open):
+    /// its file is opened again for that, under the series' lock.
+    fn checkpoint_parked(slot: &Slot) -> Result<()> {
+        let mut guard = slot.db.write().map_err(|_| poisoned())?;
+        if let Some(db) = guard.as_mut() {
+            return db.checkpoint();
+        }
+        let Some(parked) = lock_leaf(&slot.parked).take() else { return Ok(()) };
+        let mut db = Rrd::open_in_store(&parked.path)?;
+        db.adopt(*parked);
+        db.checkpoint()
     }
 
     /// Damaged databases found since the last call: each was moved aside to
@@ -668,7 +706,11 @@ impl Store {
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let (path, hashed) = key.path_in(&self.dir);
         let existing = if path.exists() { self.open_or_quarantine(&path)? } else { None };
-        let db = if let Some(db) = existing {
+        let parked = lock_leaf(&slot.parked).take();
+        let db = if let Some(mut db) = existing {
+            if let Some(parked) = parked {
+                db.adopt(*parked);
+            }
             db
         } else if let Some((first, schema)) = create_at {
             self.create(key, &path, hashed, first, schema)?
@@ -728,6 +770,21 @@ impl Store {
         Ok(db)
     }
 
+    /// Closes `db`, the database of `slot`: the next flush fsyncs its file
+    /// and, if it has changes since its last checkpoint, writes its state
+    /// (parked in the slot until then, or until it is reopened).
+    fn evict(&self, slot: &Arc<Slot>, db: Rrd) {
+        if let Ok(mut evicted) = self.evicted.lock() {
+            evicted.insert(db.path().to_path_buf());
+        }
+        if let Some(parked) = db.park() {
+            *lock_leaf(&slot.parked) = Some(Box::new(parked));
+            if let Ok(mut list) = self.parked.lock() {
+                list.push(Arc::clone(slot));
+            }
+        }
+    }
+
     /// Registers `slot` as open, closing another database if the cache is full.
     fn admit(&self, slot: &Arc<Slot>) {
         let Ok(mut clock) = self.clock.lock() else { return };
@@ -746,8 +803,8 @@ impl Store {
             // Never wait on a series lock while holding the clock: skip busy ones.
             if let Ok(mut db) = victim.db.try_write() {
                 victim.forget_hot();
-                if let (Some(old), Ok(mut evicted)) = (db.take(), self.evicted.lock()) {
-                    evicted.insert(old.path().to_path_buf());
+                if let Some(old) = db.take() {
+                    self.evict(&victim, *old);
                 }
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
                 if let Some(entry) = clock.entries.get_mut(hand) {
@@ -758,6 +815,22 @@ impl Store {
         }
         // Everything is busy: go over the cap rather than wait.
         clock.entries.push(Arc::clone(slot));
+    }
+}
+
+/// Locks a mutex that guards no invariant across a panic (a leaf value).
+fn lock_leaf<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Drop for Store {
+    /// Closing a store checkpoints it (unless a sync has failed, when the
+    /// files must keep claiming only what was synced): a store dropped
+    /// without [`Store::flush`] keeps every write.
+    fn drop(&mut self) {
+        if self.sync_failure().is_none() {
+            let _ = self.flush();
+        }
     }
 }
 

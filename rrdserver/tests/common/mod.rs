@@ -179,6 +179,20 @@ impl Server {
         self.req("POST", path, body.as_bytes())
     }
 
+    /// The value of the `/api/stats` counter `name`.
+    pub fn stat(&self, name: &str) -> u64 {
+        let stats = self.get("/api/stats").json();
+        let v = stats.as_array().unwrap().iter().find(|x| x["metric"] == name).unwrap_or_else(|| panic!("no stat {name}"))["value"].clone();
+        v.as_str().unwrap().parse().unwrap()
+    }
+
+    /// The `dps` of `metric{host=...}` from `from` to `to` (seconds), as `/api/query` answers them.
+    pub fn dps(&self, metric: &str, host: &str, from: u64, to: u64) -> serde_json::Map<String, serde_json::Value> {
+        let q = serde_json::json!({"start": from, "end": to, "queries": [{"aggregator": "sum", "metric": metric, "tags": {"host": host}}]});
+        let got = self.post("/api/query", &q.to_string()).json();
+        got.get(0).and_then(|g| g["dps"].as_object().cloned()).unwrap_or_default()
+    }
+
     /// A raw TCP connection (for telnet).
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(self.addr).expect("connect");
@@ -195,6 +209,16 @@ impl Drop for Server {
             let _ = s.send(());
         }
     }
+}
+
+/// Bytes of journal in `data`'s `.wal` segments past their headers (16 bytes each).
+pub fn journal_payload(data: &Path) -> u64 {
+    std::fs::read_dir(data.join(".journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .map(|p| std::fs::metadata(p).unwrap().len().saturating_sub(16))
+        .sum()
 }
 
 /// An HTTP response.
