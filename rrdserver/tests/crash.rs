@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -31,58 +29,6 @@ metric = "crash.*"
 create = "--step 1 DS:value:GAUGE:600:U:U RRA:LAST:0.5:1:100000"
 "#;
 
-/// A put that may fail in any way (the server dies under it): the status, if one came.
-fn try_put(conn: &mut Option<BufReader<TcpStream>>, addr: SocketAddr, body: &str) -> Option<u16> {
-    if conn.is_none() {
-        let s = TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        *conn = Some(BufReader::new(s));
-    }
-    let r = conn.as_mut()?;
-    let head = format!("POST /api/put HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
-    let ok = r.get_mut().write_all(head.as_bytes()).and_then(|()| r.get_mut().write_all(body.as_bytes()));
-    let status = ok.ok().and_then(|()| read_status(r));
-    if status.is_none() {
-        *conn = None;
-    }
-    status
-}
-
-fn read_status(r: &mut BufReader<TcpStream>) -> Option<u16> {
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let status = line.split_whitespace().nth(1)?.parse().ok()?;
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        r.read_line(&mut line).ok()?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(status)
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 #[test]
 fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let kills: usize = std::env::var("RRD_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
@@ -92,7 +38,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     // Per connection: the next offset to send, and every acknowledged (offset, value).
     let mut next = [0u64; CONNECTIONS];
     let mut acked: Vec<Vec<(u64, u64)>> = vec![Vec::new(); CONNECTIONS];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = common::Rng(0x9E37_79B9_7F4A_7C15);
     for life in 0..kills {
         let durability = if life % 2 == 0 { "sync" } else { "interval" };
         let config = dir.path().join(format!("{durability}.toml"));
@@ -115,7 +61,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                         // answer means the server died: this life is over
                         // (going on would leave gaps longer than the
                         // heartbeat, whose first point RRD rules make unknown).
-                        let status = try_put(&mut conn, addr, &json!(pts).to_string());
+                        let status = common::try_put(&mut conn, addr, "/api/put", &json!(pts).to_string());
                         if status == Some(204) {
                             got.extend((at..at + BATCH).map(|k| (k, k * 7 + c as u64)));
                         }

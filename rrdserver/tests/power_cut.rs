@@ -18,8 +18,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -92,58 +90,6 @@ impl Drop for WritebackOff {
     }
 }
 
-/// A `?sync` put that may fail in any way (the server dies under it): the status, if one came.
-fn try_put(conn: &mut Option<BufReader<TcpStream>>, addr: SocketAddr, body: &str) -> Option<u16> {
-    if conn.is_none() {
-        let s = TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        *conn = Some(BufReader::new(s));
-    }
-    let r = conn.as_mut()?;
-    let head = format!("POST /api/put?sync HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
-    let sent = r.get_mut().write_all(head.as_bytes()).and_then(|()| r.get_mut().write_all(body.as_bytes()));
-    let status = sent.ok().and_then(|()| read_status(r));
-    if status.is_none() {
-        *conn = None;
-    }
-    status
-}
-
-fn read_status(r: &mut BufReader<TcpStream>) -> Option<u16> {
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let status = line.split_whitespace().nth(1)?.parse().ok()?;
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        r.read_line(&mut line).ok()?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(status)
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 /// The value writer `w` sends for its series `s` at offset `k`.
 fn value(w: usize, s: usize, k: u64) -> u64 {
     k * 11 + (w * SERIES + s) as u64
@@ -175,7 +121,7 @@ fn life(data: &Path, config: &Path, base: u64, writers: &mut [Writer], ms: u64) 
                     let pts: Vec<_> = (0..SERIES)
                         .map(|s| json!({"metric": "cut.pts", "timestamp": base + at, "value": value(w, s, at), "tags": {"w": w.to_string(), "s": s.to_string()}}))
                         .collect();
-                    let status = try_put(&mut conn, addr, &json!(pts).to_string());
+                    let status = common::try_put(&mut conn, addr, "/api/put?sync", &json!(pts).to_string());
                     if status == Some(204) {
                         acked.push(at);
                     }
@@ -262,7 +208,7 @@ fn power_cuts_lose_no_acknowledged_point() {
 
     let base = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 150_000;
     let mut writers = vec![Writer::default(); WRITERS];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = common::Rng(0x9E37_79B9_7F4A_7C15);
     let mut first_pages = 0;
     for cut in 0..cuts {
         // Checkpoints often (so states are written between cuts), reorder

@@ -316,3 +316,57 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
+
+/// A POST of `body` to `path` on a kept connection that may fail in any
+/// way (the server dies under it): the status, if one came.
+pub fn try_put(conn: &mut Option<BufReader<TcpStream>>, addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
+    if conn.is_none() {
+        let s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        *conn = Some(BufReader::new(s));
+    }
+    let r = conn.as_mut()?;
+    let head = format!("POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
+    let ok = r.get_mut().write_all(head.as_bytes()).and_then(|()| r.get_mut().write_all(body.as_bytes()));
+    let status = ok.ok().and_then(|()| read_status(r));
+    if status.is_none() {
+        *conn = None;
+    }
+    status
+}
+
+fn read_status(r: &mut BufReader<TcpStream>) -> Option<u16> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let status = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some(status)
+}
+
+/// A small deterministic generator (xorshift64*).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
