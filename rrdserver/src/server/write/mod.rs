@@ -36,6 +36,11 @@
 //! 5. **Fail-stop.** A failed fsync or msync is never retried: the journal
 //!    (or the store) takes nothing more, puts get 503, no journal segment
 //!    is deleted, and the next start replays what reached the disk.
+//! 6. **Rows before state.** A database's live state reaches its file only
+//!    at a checkpoint, after its rows are synced ([`rrdcore::Rrd::checkpoint`]),
+//!    so after a power cut no file claims rows it lacks, whatever order the
+//!    kernel wrote pages in, and replay from the kept segments rewrites
+//!    every later row.
 
 pub mod aside;
 pub mod apply;
