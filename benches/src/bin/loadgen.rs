@@ -109,8 +109,8 @@ struct Target {
     /// Port of the HTTP API that reports counters (VictoriaMetrics' own).
     stats_port: u16,
     dir: PathBuf,
-    /// Wait for points written to databases, not only accepted (rrdserver
-    /// with a reorder window: its CPU then includes applying them).
+    /// Wait for points written to databases, not only accepted (rrdserver:
+    /// its CPU then includes applying them and creating new series' files).
     wait_stored: bool,
 }
 
@@ -163,7 +163,7 @@ fn start_rrdserver(bin: &Path, o: &Opts) -> Target {
         c.push(child.id());
     }
     wait_http(port, "/api/version");
-    Target { name: "rrdserver", child, port, stats_port: port, dir, wait_stored: o.reorder_ms > 0 }
+    Target { name: "rrdserver", child, port, stats_port: port, dir, wait_stored: true }
 }
 
 fn start_vm() -> Option<Target> {
@@ -389,6 +389,8 @@ fn main() {
     println!("rrdserver: durability = \"{}\", reorder_window_ms = {}", o.durability, o.reorder_ms);
     if o.reorder_ms > 0 {
         println!("(rrdserver is waited for until every point is written to its database: its points/s include the window; CPU per point is the figure to compare)");
+    } else {
+        println!("(rrdserver is waited for until every point is written to its database, new series' files included)");
     }
     let mut targets = vec![start_rrdserver(&bin, &o)];
     if o.vm {

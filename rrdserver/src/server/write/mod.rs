@@ -186,12 +186,13 @@ impl Sequencer<'_> {
 }
 
 /// One series' share of a batch while it is decided: its memory stays
-/// locked until the batch is written, and the points it held are kept to
-/// take back should the write fail.
+/// locked until the batch is written, and the points it held (a range of
+/// the batch's list, so no series allocates) are kept to take back should
+/// the write fail.
 struct Locked<'a> {
     series: &'a Arc<Series>,
     mem: MutexGuard<'a, Memory>,
-    held: Vec<(u64, f64)>,
+    held: std::ops::Range<usize>,
 }
 
 /// The counts of one batch's decisions.
@@ -280,14 +281,15 @@ impl App {
             None => Sequencer::Plain(w.order.lock().unwrap_or_else(PoisonError::into_inner)),
         };
         let mut locked: Vec<Locked<'_>> = Vec::with_capacity(runs.len());
+        let mut held: Vec<(u64, f64)> = Vec::with_capacity(points.len());
         for run in &runs {
             let Some(first) = run.first().and_then(|&i| at(i)) else { continue };
             if results.get(run[0] as usize).is_some_and(Result::is_err) {
                 counts.refused += run.len() as u64;
                 continue;
             }
-            let mut l = Locked { series: &first.series, mem: first.series.memory(), held: Vec::new() };
-            decide_run(self, &mut l, run, points, now, &mut results, &mut counts, &mut seq);
+            let mut l = Locked { series: &first.series, mem: first.series.memory(), held: held.len()..held.len() };
+            decide_run(self, &mut l, run, points, now, &mut results, &mut counts, &mut seq, &mut held);
             if !l.held.is_empty() {
                 w.list_if_held(l.series, &mut l.mem);
                 if window_now || l.mem.held.len() > MAX_HELD {
@@ -299,7 +301,7 @@ impl App {
         match seq.commit() {
             Ok(position) => {
                 for l in &mut locked {
-                    for &(ms, v) in &l.held {
+                    for &(ms, v) in held.get(l.held.clone()).unwrap_or_default() {
                         l.mem.observe(ms, v);
                     }
                 }
@@ -307,7 +309,7 @@ impl App {
             }
             Err(e) => {
                 for l in &mut locked {
-                    window::unhold(&mut l.mem, l.held.iter().map(|h| h.0));
+                    window::unhold(&mut l.mem, held.get(l.held.clone()).unwrap_or_default().iter().map(|h| h.0));
                 }
                 Err(e.into())
             }
@@ -316,12 +318,24 @@ impl App {
 }
 
 /// Decides one series' points of a batch (`run`, indices into `points` in
-/// time order), holding and journaling the accepted ones.
+/// time order), holding and journaling the accepted ones (and listing
+/// them in `held`, whose end `l.held` follows).
 #[expect(clippy::too_many_arguments, reason = "the batch's shared state, threaded through one loop")]
-fn decide_run(app: &App, l: &mut Locked<'_>, run: &[u32], points: &[Resolved], now: u64, results: &mut [Result<(), PointError>], counts: &mut Counts, seq: &mut Sequencer<'_>) {
+fn decide_run(
+    app: &App,
+    l: &mut Locked<'_>,
+    run: &[u32],
+    points: &[Resolved],
+    now: u64,
+    results: &mut [Result<(), PointError>],
+    counts: &mut Counts,
+    seq: &mut Sequencer<'_>,
+    held: &mut Vec<(u64, f64)>,
+) {
     let exists = app.store.exists(&l.series.handle);
     let text_len = l.series.text_len();
-    let admit = l.mem.admit.clone();
+    // Taken out while the window changes, and put back: no copy per batch.
+    let admit = l.mem.admit.take();
     let mut k = 0;
     while let Some(&i) = run.get(k) {
         // The points of this batch at this time: the last one sent is judged.
@@ -344,7 +358,8 @@ fn decide_run(app: &App, l: &mut Locked<'_>, run: &[u32], points: &[Resolved], n
             Ok(window::Verdict::Accept(place)) => {
                 window::hold(&mut l.mem, place, ms, value, now);
                 seq.point(l.series, ms, value);
-                l.held.push((ms, value));
+                held.push((ms, value));
+                l.held.end = held.len();
                 counts.accepted += 1;
                 counts.resent += same as u64 - 1;
                 Ok(())
@@ -371,7 +386,7 @@ fn decide_run(app: &App, l: &mut Locked<'_>, run: &[u32], points: &[Resolved], n
                 *r = answer.clone();
             }
         }
-    }
+    }    l.mem.admit = admit;
 }
 
 /// A store time as text: seconds, with milliseconds when there are some.
