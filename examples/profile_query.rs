@@ -22,11 +22,11 @@ fn main() {
     assert!(app.ingest(&pts, false).unwrap().iter().all(Result::is_ok));
     let params = Params::parse(Some(&format!("start={start}&end={end}&m=sum:q%7Bhost=a%7D")));
     let q = Query::from_params(&params, end * 1000).unwrap();
-    let out = exec::run(&app, &q).unwrap();
+    let out = exec::run(&app.reads(), &q).unwrap();
     assert_eq!(String::from_utf8_lossy(&out).matches(":").count(), 577 + 5, "{}", String::from_utf8_lossy(&out));
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(exec::run(&app, &q).unwrap());
+        std::hint::black_box(exec::run(&app.reads(), &q).unwrap());
     }
     println!("query: {:.1} us each ({} bytes)", t.elapsed().as_secs_f64() * 1e6 / n as f64, out.len());
 }

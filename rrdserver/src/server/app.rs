@@ -165,6 +165,61 @@ pub fn store_time(ms: u64) -> Timestamp {
     Timestamp { sec, usec }
 }
 
+/// What answering a read needs, and nothing else: the series index, the
+/// databases, the read settings, and applying a series' held points first
+/// (so a read sees every accepted point). Query, `/api/query/last` and
+/// Bosun's host inventory receive this rather than the whole [`App`].
+#[derive(Debug, Clone, Copy)]
+pub struct Reads<'a> {
+    /// Which series exist.
+    pub index: &'a Index,
+    /// The databases.
+    pub store: &'a Store,
+    /// How `__<host>.<metric>` names resolve.
+    pub denormalize: &'a super::bosun::denorm::Rules,
+    /// Whether NaN is written as `null`.
+    pub nan_as_null: bool,
+    apply: apply::Ctx<'a>,
+    counters: &'a Counters,
+    writers: &'a apply::Writers,
+}
+
+impl Reads<'_> {
+    /// Applies a series' held points, so a read sees every accepted point.
+    pub fn settle(&self, series: &Series) {
+        let mut mem = series.memory();
+        if mem.held.is_empty() {
+            return;
+        }
+        let mut tally = Tally::default();
+        if let Err(e) = apply::release(&self.apply, series, &mut mem, apply::Due::All, &mut tally) {
+            tracing::error!(series = %series.key, error = %e, "applying held points before a read failed");
+        }
+        self.counters.points_stored.fetch_add(tally.stored, Ordering::Relaxed);
+        self.counters.points_set_aside.fetch_add(tally.set_aside, Ordering::Relaxed);
+        self.writers.unreserve(tally.taken());
+    }
+
+    /// The last point of a series: from the last-value table, or, for a
+    /// stored series not written since the start, from its database (rate 0).
+    pub fn last_point(&self, series: &Series) -> Option<super::index::Last> {
+        if let Some(l) = series.last() {
+            return Some(l);
+        }
+        if !self.store.exists(&series.handle) {
+            return None;
+        }
+        let (t, text) = self
+            .store
+            .with_handle(&series.handle, None, |db| (db.last_update(), db.state().ds.first().map(|d| d.last_ds.as_str().to_owned()).unwrap_or_default()))
+            .ok()?;
+        let value: f64 = text.parse().ok()?;
+        let ms = u64::try_from(t.sec).ok()? * 1000 + u64::from(t.usec / 1000);
+        series.observe(ms, value);
+        series.last()
+    }
+}
+
 impl App {
     /// Opens the store in `config.data_dir` and indexes its series.
     pub fn open(config: Config) -> Result<Arc<App>, rrdcore::Error> {
@@ -255,17 +310,22 @@ impl App {
         self.write.writers.unreserve(tally.taken());
     }
 
+    /// What reads need ([`Reads`]).
+    pub fn reads(&self) -> Reads<'_> {
+        Reads {
+            index: &self.index,
+            store: &self.store,
+            denormalize: &self.config.denormalize,
+            nan_as_null: self.config.nan_as_null,
+            apply: self.apply_context(),
+            counters: &self.counters,
+            writers: &self.write.writers,
+        }
+    }
+
     /// Applies a series' held points, so a read sees every accepted point.
     pub fn settle(&self, series: &Series) {
-        let mut mem = series.memory();
-        if mem.held.is_empty() {
-            return;
-        }
-        let mut tally = Tally::default();
-        if let Err(e) = apply::release(&self.apply_context(), series, &mut mem, apply::Due::All, &mut tally) {
-            tracing::error!(series = %series.key, error = %e, "applying held points before a read failed");
-        }
-        self.counted(&tally);
+        self.reads().settle(series);
     }
 
     /// The series of a point, created in the index on first sight. `buf`
@@ -280,23 +340,9 @@ impl App {
         self.index.get_or_insert(&self.store, text, || SeriesKey::new(p.metric(), p.tag_pairs()).map_err(|e| e.to_string()))
     }
 
-    /// The last point of a series: from the last-value table, or, for a
-    /// stored series not written since the start, from its database (rate 0).
+    /// The last point of a series ([`Reads::last_point`]).
     pub fn last_point(&self, series: &Series) -> Option<super::index::Last> {
-        if let Some(l) = series.last() {
-            return Some(l);
-        }
-        if !self.store.exists(&series.handle) {
-            return None;
-        }
-        let (t, text) = self
-            .store
-            .with_handle(&series.handle, None, |db| (db.last_update(), db.state().ds.first().map(|d| d.last_ds.as_str().to_owned()).unwrap_or_default()))
-            .ok()?;
-        let value: f64 = text.parse().ok()?;
-        let ms = u64::try_from(t.sec).ok()? * 1000 + u64::from(t.usec / 1000);
-        series.observe(ms, value);
-        series.last()
+        self.reads().last_point(series)
     }
 
     /// Whether a point is a denormalized copy (`__<host>.<metric>` with its

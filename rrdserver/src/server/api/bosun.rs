@@ -324,7 +324,7 @@ fn index_points(app: &App, body: &[u8]) -> Result<(), ApiError> {
 pub(super) async fn hosts(app: &Arc<App>, ctx: &Ctx) -> Result<Resp, ApiError> {
     get_only(ctx)?;
     let app2 = Arc::clone(app);
-    let body = tokio::task::spawn_blocking(move || host::hosts(&app2, now_ms()))
+    let body = tokio::task::spawn_blocking(move || host::hosts(&app2.reads(), &app2.meta, now_ms()))
         .await
         .map_err(|e| text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     ok(&body, ctx)
@@ -366,7 +366,7 @@ pub(super) async fn graph(app: &Arc<App>, ctx: &Ctx) -> Result<Resp, ApiError> {
     let q = Query::from_json(body.as_bytes(), &crate::server::http::Params::default(), now)?;
     let app2 = Arc::clone(app);
     let q2 = q.clone();
-    let out = tokio::task::spawn_blocking(move || exec::run(&app2, &q2)).await.map_err(|e| text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let out = tokio::task::spawn_blocking(move || exec::run(&app2.reads(), &q2)).await.map_err(|e| text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let results: Vec<Json> = serde_json::from_slice(&out).unwrap_or_default();
     let mut series = Vec::new();
     for r in &results {

@@ -8,7 +8,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{Map, Value as Json, json};
 
 use super::Ctx;
-use crate::server::app::App;
+use crate::server::app::{App, Reads};
 use crate::server::http::{ApiError, Resp, bytes_response, json_response, read_body};
 use crate::server::index::Series;
 use crate::server::query::{Query, exec};
@@ -29,7 +29,7 @@ pub(super) async fn query(app: &Arc<App>, req: Request<Incoming>, ctx: &Ctx) -> 
         _ => return Err(ApiError::method(&ctx.method)),
     };
     let app2 = Arc::clone(app);
-    let result = off_async(move || exec::run(&app2, &q)).await?;
+    let result = off_async(move || exec::run(&app2.reads(), &q)).await?;
     app.counters.query_done(started);
     Ok(bytes_response(StatusCode::OK, result?, "application/json; charset=UTF-8", ctx.gzip))
 }
@@ -89,28 +89,28 @@ pub(super) async fn last(app: &Arc<App>, req: Request<Incoming>, ctx: &Ctx) -> R
         return Err(ApiError::bad("Missing sub queries"));
     }
     let app2 = Arc::clone(app);
-    let out = off_async(move || last_points(&app2, &queries, resolve, back_scan_h)).await?;
+    let out = off_async(move || last_points(&app2.reads(), &queries, resolve, back_scan_h)).await?;
     Ok(json_response(StatusCode::OK, &out, ctx.gzip))
 }
 
-fn last_points(app: &App, queries: &[LastQuery], resolve: bool, back_scan_h: u64) -> Json {
+fn last_points(r: &Reads<'_>, queries: &[LastQuery], resolve: bool, back_scan_h: u64) -> Json {
     let cutoff_ms = (back_scan_h > 0).then(|| now_ms().saturating_sub(back_scan_h * 3_600_000));
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for q in queries {
         let series: Vec<Arc<Series>> = match q {
-            LastQuery::Tsuids(ids) => ids.iter().filter_map(|i| app.index.by_tsuid(i)).collect(),
-            LastQuery::Metric(m, tags) => app.index.series_of(m).into_iter().filter(|s| tags.iter().all(|(k, v)| s.tag(k) == Some(v.as_str()))).collect(),
+            LastQuery::Tsuids(ids) => ids.iter().filter_map(|i| r.index.by_tsuid(i)).collect(),
+            LastQuery::Metric(m, tags) => r.index.series_of(m).into_iter().filter(|s| tags.iter().all(|(k, v)| s.tag(k) == Some(v.as_str()))).collect(),
         };
         for s in series {
             if !seen.insert(s.tsuid.clone()) {
                 continue;
             }
-            app.settle(&s);
-            if !app.store.exists(&s.handle) {
+            r.settle(&s);
+            if !r.store.exists(&s.handle) {
                 continue;
             }
-            let Ok((t, text)) = app.store.with_handle(&s.handle, None, |db| {
+            let Ok((t, text)) = r.store.with_handle(&s.handle, None, |db| {
                 let text = db.state().ds.first().map(|d| d.last_ds.as_str().to_owned()).unwrap_or_default();
                 (db.last_update(), text)
             }) else {

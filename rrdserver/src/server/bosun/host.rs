@@ -9,18 +9,19 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json, json};
 
 use super::meta::TagMeta;
-use crate::server::app::App;
+use super::meta::MetaDb;
+use crate::server::app::Reads;
 use crate::server::index::{Last, Series};
 
 /// A host shows while it has a point this recent.
 pub const FRESH_MS: u64 = 48 * 3_600_000;
 
 /// The inventory of every host seen in the last 48 hours, at `now_ms`.
-pub fn hosts(app: &App, now_ms: u64) -> Json {
+pub fn hosts(r: &Reads<'_>, meta: &MetaDb, now_ms: u64) -> Json {
     let fresh = |l: &Last| l.time_ms + FRESH_MS >= now_ms;
     // Series by host, for the metrics the inventory reads.
     let mut by_host: BTreeMap<String, Vec<Arc<Series>>> = BTreeMap::new();
-    for s in app.index.all_series() {
+    for s in r.index.all_series() {
         if let Some(h) = s.tag("host") {
             by_host.entry(h.to_owned()).or_default().push(s);
         }
@@ -28,7 +29,7 @@ pub fn hosts(app: &App, now_ms: u64) -> Json {
     // Tag metadata, read once: by host, and the guests each hypervisor runs.
     let mut meta_by_host: BTreeMap<String, Vec<TagMeta>> = BTreeMap::new();
     let mut guests: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for m in app.meta.tags_containing(&[]) {
+    for m in meta.tags_containing(&[]) {
         let Some(h) = m.tags.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone()) else { continue };
         if m.name == "hypervisor" {
             guests.entry(m.value.clone()).or_default().push(h.clone());
@@ -37,19 +38,19 @@ pub fn hosts(app: &App, now_ms: u64) -> Json {
     }
     let mut out = Map::new();
     for (host, series) in by_host {
-        let seen = series.iter().filter_map(|s| app.last_point(s)).any(|l| fresh(&l));
+        let seen = series.iter().filter_map(|s| r.last_point(s)).any(|l| fresh(&l));
         if !seen {
             continue;
         }
         let meta = meta_by_host.remove(&host).unwrap_or_default();
-        let h = Host { app, host: &host, series: &series, now_ms, meta, guests: guests.get(&host).map_or(&[], Vec::as_slice) };
+        let h = Host { r, host: &host, series: &series, now_ms, meta, guests: guests.get(&host).map_or(&[], Vec::as_slice) };
         out.insert(host.clone(), h.build());
     }
     Json::Object(out)
 }
 
 struct Host<'a> {
-    app: &'a App,
+    r: &'a Reads<'a>,
     host: &'a str,
     series: &'a [Arc<Series>],
     now_ms: u64,
@@ -88,7 +89,7 @@ impl Host<'_> {
 
     /// Series of `metric` for this host, each with its last point.
     fn of(&self, metric: &str) -> Vec<(&Arc<Series>, Last)> {
-        self.series.iter().filter(|s| s.key.metric() == metric).filter_map(|s| Some((s, self.app.last_point(s)?))).collect()
+        self.series.iter().filter(|s| s.key.metric() == metric).filter_map(|s| Some((s, self.r.last_point(s)?))).collect()
     }
 
     /// The host-level series of `metric`: `{host=H}` exactly if it exists,
@@ -104,7 +105,7 @@ impl Host<'_> {
         self.series
             .iter()
             .find(|s| s.key.metric() == metric && s.key.tags() == like.key.tags())
-            .and_then(|s| self.app.last_point(s))
+            .and_then(|s| self.r.last_point(s))
     }
 
     fn meta_value(&self, name: &str) -> Option<&str> {
@@ -319,13 +320,13 @@ impl Host<'_> {
     /// null when there are none (an empty object marks the host unreachable in Opserver).
     fn icmp(&self) -> Json {
         let mut out = Map::new();
-        for s in self.app.index.series_of("bosun.ping.timeout") {
+        for s in self.r.index.series_of("bosun.ping.timeout") {
             if s.tag("dst_host") != Some(self.host) {
                 continue;
             }
-            let Some(timeout) = self.app.last_point(&s).filter(|l| self.fresh(l)) else { continue };
+            let Some(timeout) = self.r.last_point(&s).filter(|l| self.fresh(l)) else { continue };
             let Some(source) = s.tag("host") else { continue };
-            let sibling = |metric: &str| self.app.index.series_of(metric).into_iter().find(|o| o.key.tags() == s.key.tags()).and_then(|o| self.app.last_point(&o));
+            let sibling = |metric: &str| self.r.index.series_of(metric).into_iter().find(|o| o.key.tags() == s.key.tags()).and_then(|o| self.r.last_point(&o));
             let rtt = sibling("bosun.ping.rtt");
             let resolved = sibling("bosun.ping.resolved");
             out.insert(

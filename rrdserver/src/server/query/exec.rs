@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json, json};
 use super::agg::{Agg, Aggregator, Interp, aggregator, run_f64, run_i64};
 use super::{Query, Sub};
 use crate::opentsdb::query::{Downsample, Fill, Filter, FilterType, Rate};
-use crate::server::app::App;
+use crate::server::app::Reads;
 use crate::server::http::ApiError;
 use crate::server::index::{Kind, Series};
 
@@ -50,13 +50,13 @@ fn as_f64(v: i64) -> f64 {
 type Member = (Arc<Series>, Vec<Pt>);
 
 /// Runs every sub-query; the JSON array to send, as bytes.
-pub fn run(app: &App, q: &Query) -> Result<Vec<u8>, ApiError> {
+pub fn run(r: &Reads<'_>, q: &Query) -> Result<Vec<u8>, ApiError> {
     let mut out = vec![b'['];
     for sub in &q.subs {
         let agg = aggregator(&sub.q.aggregator).ok_or_else(|| ApiError::bad(format!("No such aggregation function: {}", sub.q.aggregator)))?;
-        let series = select(app, sub)?;
+        let series = select(r, sub)?;
         check_fill_budget(q, sub, series.len())?;
-        let read = read_all(app, q, sub, &series);
+        let read = read_all(r, q, sub, &series);
         let mut groups: BTreeMap<Vec<String>, Vec<Member>> = BTreeMap::new();
         let group_keys = group_keys(sub, agg);
         for (s, pts) in read {
@@ -77,7 +77,7 @@ pub fn run(app: &App, q: &Query) -> Result<Vec<u8>, ApiError> {
             if out.len() > 1 {
                 out.push(b',');
             }
-            render(&mut out, app, q, sub, &members, &dps);
+            render(&mut out, r, q, sub, &members, &dps);
         }
     }
     out.push(b']');
@@ -151,22 +151,22 @@ fn no_such(kind: Kind, name: &str) -> ApiError {
 }
 
 /// The series a sub-query selects (§4.4 step 1).
-fn select(app: &App, sub: &Sub) -> Result<Vec<Arc<Series>>, ApiError> {
+fn select(r: &Reads<'_>, sub: &Sub) -> Result<Vec<Arc<Series>>, ApiError> {
     if !sub.tsuids.is_empty() {
         return sub
             .tsuids
             .iter()
-            .map(|t| app.index.by_tsuid(t).ok_or_else(|| ApiError::bad(format!("No such series: '{t}'"))))
+            .map(|t| r.index.by_tsuid(t).ok_or_else(|| ApiError::bad(format!("No such series: '{t}'"))))
             .collect();
     }
     // A denormalized name (`__<host>.<metric>`) stands for the series it names.
-    let base: Vec<Arc<Series>> = if app.index.has(Kind::Metric, &sub.q.metric) {
-        app.index.series_of(&sub.q.metric)
+    let base: Vec<Arc<Series>> = if r.index.has(Kind::Metric, &sub.q.metric) {
+        r.index.series_of(&sub.q.metric)
     } else {
-        let rules = &app.config.denormalize;
+        let rules = &r.denormalize;
         let aliased: Vec<Arc<Series>> = rules
             .candidates(&sub.q.metric)
-            .flat_map(|m| app.index.series_of(m))
+            .flat_map(|m| r.index.series_of(m))
             .filter(|s| rules.alias_of(s).is_some_and(|a| a == sub.q.metric))
             .collect();
         if aliased.is_empty() {
@@ -176,11 +176,11 @@ fn select(app: &App, sub: &Sub) -> Result<Vec<Arc<Series>>, ApiError> {
     };
     let mut compiled = Vec::new();
     for f in &sub.q.filters {
-        if f.kind != FilterType::NotKey && !app.index.has(Kind::TagK, &f.tagk) {
+        if f.kind != FilterType::NotKey && !r.index.has(Kind::TagK, &f.tagk) {
             return Err(no_such(Kind::TagK, &f.tagk));
         }
         if f.kind == FilterType::LiteralOr
-            && let Some(v) = f.filter.split('|').find(|v| !app.index.has(Kind::TagV, v))
+            && let Some(v) = f.filter.split('|').find(|v| !r.index.has(Kind::TagV, v))
         {
             return Err(no_such(Kind::TagV, v));
         }
@@ -213,12 +213,12 @@ fn check_fill_budget(q: &Query, sub: &Sub, series: usize) -> Result<(), ApiError
 
 /// Reads, downsamples and rates every selected series; series with no
 /// point in the scanned window are left out.
-fn read_all(app: &App, q: &Query, sub: &Sub, series: &[Arc<Series>]) -> Vec<(Arc<Series>, Vec<Pt>)> {
+fn read_all(r: &Reads<'_>, q: &Query, sub: &Sub, series: &[Arc<Series>]) -> Vec<(Arc<Series>, Vec<Pt>)> {
     let ds = sub.q.downsample.as_ref();
     let scan_start = ds.map_or(q.start_ms, |d| bucket_start(d, q.start_ms, q.start_ms));
     let mut out = Vec::new();
     for s in series {
-        let (raw, step_ms) = read_series(app, s, scan_start, q.end_ms, ds);
+        let (raw, step_ms) = read_series(r, s, scan_start, q.end_ms, ds);
         if raw.is_empty() {
             continue;
         }
@@ -247,7 +247,7 @@ fn widen(d: &Downsample, step_ms: u64) -> Downsample {
 
 /// The known rows of one series stamped within `[from, to]` ms, and the
 /// rows' step in ms. A row covers `(t - step, t]` and is reported at `t`.
-fn read_series(app: &App, s: &Series, from: u64, to: u64, ds: Option<&Downsample>) -> (Vec<Pt>, u64) {
+fn read_series(r: &Reads<'_>, s: &Series, from: u64, to: u64, ds: Option<&Downsample>) -> (Vec<Pt>, u64) {
     let first_sec = i64::try_from(from.div_ceil(1000)).unwrap_or(i64::MAX);
     let last_sec = i64::try_from(to / 1000).unwrap_or(i64::MAX);
     if last_sec < first_sec {
@@ -259,8 +259,8 @@ fn read_series(app: &App, s: &Series, from: u64, to: u64, ds: Option<&Downsample
         Some("min" | "mimmin") => &[Cf::Min, Cf::Average, Cf::Last, Cf::Max],
         _ => &[Cf::Average, Cf::Last, Cf::Max, Cf::Min],
     };
-    app.settle(s);
-    let fetched = cfs.iter().find_map(|cf| app.store.fetch_from(&s.handle, &FetchRequest::new(*cf, first_sec - 1, last_sec)).ok());
+    r.settle(s);
+    let fetched = cfs.iter().find_map(|cf| r.store.fetch_from(&s.handle, &FetchRequest::new(*cf, first_sec - 1, last_sec)).ok());
     let Some(f) = fetched else { return (Vec::new(), 0) };
     let step_ms = f.step.saturating_mul(1000);
     let rows = f
@@ -449,7 +449,7 @@ fn substitute(interp: Interp, rate: bool, prev: Pt, next: Pt, t: u64) -> Pt {
 }
 
 /// One result object (§4.9).
-fn render(out: &mut Vec<u8>, app: &App, q: &Query, sub: &Sub, members: &[(Arc<Series>, Vec<Pt>)], dps: &[Pt]) {
+fn render(out: &mut Vec<u8>, r: &Reads<'_>, q: &Query, sub: &Sub, members: &[(Arc<Series>, Vec<Pt>)], dps: &[Pt]) {
     let mut common: BTreeMap<&str, &str> = BTreeMap::new();
     let mut aggregated: BTreeSet<&str> = BTreeSet::new();
     if let Some((first, _)) = members.first() {
@@ -471,7 +471,7 @@ fn render(out: &mut Vec<u8>, app: &App, q: &Query, sub: &Sub, members: &[(Arc<Se
             }
         }
     }
-    let null_nan = app.config.nan_as_null || sub.q.downsample.as_ref().is_some_and(|d| d.fill == Fill::Null);
+    let null_nan = r.nan_as_null || sub.q.downsample.as_ref().is_some_and(|d| d.fill == Fill::Null);
     // The name asked for (a denormalized one stays as asked); tsuid queries name none.
     let metric = if sub.q.metric.is_empty() { members.first().map_or("", |(s, _)| s.key.metric()) } else { sub.q.metric.as_str() };
     out.extend_from_slice(b"{\"metric\":");
