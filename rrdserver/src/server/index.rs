@@ -35,6 +35,9 @@ pub struct Series {
     pub(crate) held_tail: std::sync::atomic::AtomicUsize,
     /// What deciding its points needs is in its memory (`admit`).
     pub(crate) loaded: std::sync::atomic::AtomicBool,
+    /// Its canonical text is longer than a journal record can hold: every
+    /// point is refused (worked out once, not per batch).
+    pub(crate) name_too_long: bool,
 }
 
 /// The latest points of a series, in memory.
@@ -331,7 +334,7 @@ impl Index {
         for (k, v) in pairs {
             let _ = write!(tsuid, "{k:06X}{v:06X}");
         }
-        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0), counter: std::sync::atomic::AtomicBool::new(false), held_tail: std::sync::atomic::AtomicUsize::new(0), loaded: std::sync::atomic::AtomicBool::new(false) });
+        let series = Arc::new(Series { key, handle, tsuid, memory: std::sync::Mutex::default(), journal: std::sync::atomic::AtomicU64::new(0), counter: std::sync::atomic::AtomicBool::new(false), held_tail: std::sync::atomic::AtomicUsize::new(0), loaded: std::sync::atomic::AtomicBool::new(false), name_too_long: text.len() > crate::server::write::journal::format::MAX_SERIES_TEXT });
         inner.by_metric.entry(series.key.metric().to_owned()).or_default().push(Arc::clone(&series));
         if let Some(shard) = self.by_text.get(shard_of(text)) {
             shard.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(text.into(), Arc::clone(&series));

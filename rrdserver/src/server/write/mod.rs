@@ -332,8 +332,9 @@ fn decide_run(
     seq: &mut Sequencer<'_>,
     held: &mut Vec<(u64, f64)>,
 ) {
-    let exists = app.store.exists(&l.series.handle);
-    let text_len = l.series.text_len();
+    // Read only when a time needs it (a new database's earliest start):
+    // the store's entry is one more cache line per series.
+    let exists = || app.store.exists(&l.series.handle);
     // Taken out while the window changes, and put back: no copy per batch.
     let admit = l.mem.admit.take();
     let mut k = 0;
@@ -346,7 +347,8 @@ fn decide_run(
         let Some(&last) = group.last() else { continue };
         let Some(winner) = points.get(last as usize) else { continue };
         let (ms, value) = (winner.timestamp_ms, winner.value.as_f64());
-        let verdict = if text_len > journal::format::MAX_SERIES_TEXT {
+        let verdict = if l.series.name_too_long {
+            let text_len = l.series.text_len();
             Err(PointError::Series(format!("the series name is {text_len} bytes, over the limit of {}", journal::format::MAX_SERIES_TEXT)))
         } else {
             match &admit {

@@ -179,7 +179,7 @@ fn decide(cx: &Ctx<'_>, series: &Series, pts: &[(u64, f64)], out: &mut Replayed)
     if let Some(admit) = mem.admit.clone().filter(|_| aside.is_empty()) {
         let exists = cx.store.exists(&series.handle);
         for &(ms, value) in pts {
-            if let Err(e) = admit.check(exists, ms, value) {
+            if let Err(e) = admit.check(|| exists, ms, value) {
                 why = e.to_string();
                 aside.push((ms, value));
                 continue;

@@ -62,8 +62,9 @@ impl Admit {
     }
 
     /// Whether the series' database can take a point at `ms` with `value`;
-    /// `exists`: the database exists (else it will be created for it).
-    pub(crate) fn check(&self, exists: bool, ms: u64, value: f64) -> Result<(), PointError> {
+    /// `exists`: whether the database exists (else it will be created for
+    /// it), asked only for a time near the earliest a database can start.
+    pub(crate) fn check(&self, exists: impl Fn() -> bool, ms: u64, value: f64) -> Result<(), PointError> {
         if self.ds_count != 1 {
             return Err(PointError::Schema(format!("the series' database has {} data sources; a point carries one value", self.ds_count)));
         }
@@ -71,7 +72,7 @@ impl Admit {
         if t.sec > MAX_TIME {
             return Err(PointError::Time(format!("time {} is beyond the latest an RRD can hold (2^52 seconds)", show_time(t))));
         }
-        if !exists && t.sec.saturating_sub(self.half_step) < MIN_START {
+        if t.sec.saturating_sub(self.half_step) < MIN_START && !exists() {
             return Err(PointError::Time(format!("time {} is before the earliest a new series can start (1980 plus half a step)", show_time(t))));
         }
         self.ds.check_value(value).map_err(|e| PointError::Value(value_reason(&e)))
