@@ -12,9 +12,9 @@ use serde_json::{Map, Value as Json, json};
 use super::Ctx;
 use super::query::now_ms;
 use crate::opentsdb::put::parse_borrowed;
-use crate::server::app::App;
+use crate::server::app::{App, Reads};
 use crate::server::bosun::host;
-use crate::server::bosun::meta::{MetaWrite, go_text, tagset_text};
+use crate::server::bosun::meta::{MetaDb, MetaWrite, go_text, tagset_text};
 use crate::server::http::{ApiError, Resp, bytes_response, empty, json_response, read_body};
 use crate::server::index::Series;
 use crate::server::query::{Query, exec};
@@ -73,10 +73,10 @@ pub(super) async fn metadata_put(app: &Arc<App>, req: Request<Incoming>, ctx: &C
 }
 
 /// `GET /api/metadata/get?metric=m` or `?tagk=..&tagv=..[&tagk=..&tagv=..]`.
-pub(super) fn metadata_get(app: &App, ctx: &Ctx) -> Result<Resp, ApiError> {
+pub(super) fn metadata_get(meta: &MetaDb, ctx: &Ctx) -> Result<Resp, ApiError> {
     get_only(ctx)?;
     if let Some(metric) = ctx.params.get("metric") {
-        let m = app.meta.metric(metric).ok_or_else(|| text_error(StatusCode::NOT_FOUND, format!("no metadata for metric {metric}")))?;
+        let m = meta.metric(metric).ok_or_else(|| text_error(StatusCode::NOT_FOUND, format!("no metadata for metric {metric}")))?;
         let list: Vec<Json> = [("desc", &m.desc), ("unit", &m.unit), ("rate", &m.rate)]
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
@@ -90,8 +90,7 @@ pub(super) fn metadata_get(app: &App, ctx: &Ctx) -> Result<Resp, ApiError> {
         return Err(ApiError::bad("tagk and tagv must come in pairs"));
     }
     let pairs: Vec<(&str, &str)> = ks.into_iter().zip(vs).collect();
-    let list: Vec<Json> = app
-        .meta
+    let list: Vec<Json> = meta
         .tags_containing(&pairs)
         .into_iter()
         .map(|m| {
@@ -111,10 +110,10 @@ fn rfc3339(secs: i64) -> String {
 
 /// Every listed name of every series: its metric, and its denormalized
 /// alias when a rule applies.
-fn names(app: &App) -> Vec<(String, Arc<Series>)> {
+fn names(r: &Reads<'_>) -> Vec<(String, Arc<Series>)> {
     let mut out = Vec::new();
-    for s in app.index.all_series() {
-        if let Some(alias) = app.config.denormalize.alias_of(&s) {
+    for s in r.index.all_series() {
+        if let Some(alias) = r.denormalize.alias_of(&s) {
             out.push((alias, Arc::clone(&s)));
         }
         out.push((s.key.metric().to_owned(), s));
@@ -138,27 +137,27 @@ fn since_ms(ctx: &Ctx, dflt: bool) -> Result<Option<u64>, ApiError> {
     }
 }
 
-fn seen_since(app: &App, s: &Series, since: Option<u64>) -> bool {
-    since.is_none_or(|cut| app.last_point(s).is_some_and(|l| l.time_ms >= cut))
+fn seen_since(r: &Reads<'_>, s: &Series, since: Option<u64>) -> bool {
+    since.is_none_or(|cut| r.last_point(s).is_some_and(|l| l.time_ms >= cut))
 }
 
 /// `/api/metric`, `/api/metric/{tagk}`, `/api/metric/{tagk}/{tagv}`.
-pub(super) fn metric(app: &App, ctx: &Ctx, rest: &[String]) -> Result<Resp, ApiError> {
+pub(super) fn metric(r: &Reads<'_>, ctx: &Ctx, rest: &[String]) -> Result<Resp, ApiError> {
     get_only(ctx)?;
     match rest {
         [] => {
             let since = since_ms(ctx, false)?;
             let unfiltered = ctx.params.flag("unfiltered");
             let set: BTreeSet<String> =
-                names(app).into_iter().filter(|(n, s)| (unfiltered || !n.starts_with("__")) && seen_since(app, s, since)).map(|(n, _)| n).collect();
+                names(r).into_iter().filter(|(n, s)| (unfiltered || !n.starts_with("__")) && seen_since(r, s, since)).map(|(n, _)| n).collect();
             ok(&json!(set), ctx)
         }
         [tagk] => {
             let since = since_ms(ctx, true)?;
             let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for (name, s) in names(app) {
+            for (name, s) in names(r) {
                 if let Some(v) = s.tag(tagk)
-                    && seen_since(app, &s, since)
+                    && seen_since(r, &s, since)
                 {
                     map.entry(v.to_owned()).or_default().insert(name);
                 }
@@ -167,7 +166,7 @@ pub(super) fn metric(app: &App, ctx: &Ctx, rest: &[String]) -> Result<Resp, ApiE
         }
         [tagk, tagv] => {
             let since = since_ms(ctx, true)?;
-            let set: BTreeSet<String> = names(app).into_iter().filter(|(_, s)| s.tag(tagk) == Some(tagv.as_str()) && seen_since(app, s, since)).map(|(n, _)| n).collect();
+            let set: BTreeSet<String> = names(r).into_iter().filter(|(_, s)| s.tag(tagk) == Some(tagv.as_str()) && seen_since(r, s, since)).map(|(n, _)| n).collect();
             ok(&json!(set), ctx)
         }
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, "Endpoint not found")),
@@ -175,40 +174,39 @@ pub(super) fn metric(app: &App, ctx: &Ctx, rest: &[String]) -> Result<Resp, ApiE
 }
 
 /// The series a (possibly denormalized) metric name stands for.
-fn series_named(app: &App, metric: &str) -> Vec<Arc<Series>> {
-    let direct = app.index.series_of(metric);
+fn series_named(r: &Reads<'_>, metric: &str) -> Vec<Arc<Series>> {
+    let direct = r.index.series_of(metric);
     if !direct.is_empty() {
         return direct;
     }
-    app.config
-        .denormalize
+    r.denormalize
         .candidates(metric)
-        .flat_map(|m| app.index.series_of(m))
-        .filter(|s| app.config.denormalize.alias_of(s).is_some_and(|a| a == metric))
+        .flat_map(|m| r.index.series_of(m))
+        .filter(|s| r.denormalize.alias_of(s).is_some_and(|a| a == metric))
         .collect()
 }
 
 /// `/api/tagk/{metric}`: tag keys ever seen with the metric.
-pub(super) fn tagk(app: &App, ctx: &Ctx, metric: &str) -> Result<Resp, ApiError> {
+pub(super) fn tagk(r: &Reads<'_>, ctx: &Ctx, metric: &str) -> Result<Resp, ApiError> {
     get_only(ctx)?;
-    let keys: BTreeSet<String> = series_named(app, metric).iter().flat_map(|s| s.key.tags().iter().map(|(k, _)| k.clone())).collect();
+    let keys: BTreeSet<String> = series_named(r, metric).iter().flat_map(|s| s.key.tags().iter().map(|(k, _)| k.clone())).collect();
     ok(&json!(keys), ctx)
 }
 
 /// `/api/tagv/{tagk}[/{metric}]`.
-pub(super) fn tagv(app: &App, ctx: &Ctx, tagk: &str, metric: Option<&str>) -> Result<Resp, ApiError> {
+pub(super) fn tagv(r: &Reads<'_>, ctx: &Ctx, tagk: &str, metric: Option<&str>) -> Result<Resp, ApiError> {
     get_only(ctx)?;
     let since = since_ms(ctx, true)?;
     let series = match metric {
-        Some(m) => series_named(app, m),
-        None => app.index.all_series(),
+        Some(m) => series_named(r, m),
+        None => r.index.all_series(),
     };
-    let values: BTreeSet<String> = series.iter().filter(|s| seen_since(app, s, since)).filter_map(|s| s.tag(tagk).map(str::to_owned)).collect();
+    let values: BTreeSet<String> = series.iter().filter(|s| seen_since(r, s, since)).filter_map(|s| s.tag(tagk).map(str::to_owned)).collect();
     ok(&json!(values), ctx)
 }
 
 /// `/api/tagsets/{metric}?tags=k=v,...&since=...`.
-pub(super) fn tagsets(app: &App, ctx: &Ctx, metric: &str) -> Result<Resp, ApiError> {
+pub(super) fn tagsets(r: &Reads<'_>, ctx: &Ctx, metric: &str) -> Result<Resp, ApiError> {
     get_only(ctx)?;
     let since = since_ms(ctx, false)?;
     let mut want = Vec::new();
@@ -216,9 +214,9 @@ pub(super) fn tagsets(app: &App, ctx: &Ctx, metric: &str) -> Result<Resp, ApiErr
         let (k, v) = pair.split_once('=').ok_or_else(|| ApiError::bad(format!("Invalid tags pair '{pair}': expected k=v")))?;
         want.push((k.to_owned(), v.to_owned()));
     }
-    let mut sets: Vec<Map<String, Json>> = series_named(app, metric)
+    let mut sets: Vec<Map<String, Json>> = series_named(r, metric)
         .iter()
-        .filter(|s| want.iter().all(|(k, v)| s.tag(k) == Some(v.as_str())) && seen_since(app, s, since))
+        .filter(|s| want.iter().all(|(k, v)| s.tag(k) == Some(v.as_str())) && seen_since(r, s, since))
         .map(|s| s.key.tags().iter().map(|(k, v)| (k.clone(), json!(v))).collect())
         .collect();
     sets.sort_by_key(|m| Json::Object(m.clone()).to_string());
@@ -227,7 +225,7 @@ pub(super) fn tagsets(app: &App, ctx: &Ctx, metric: &str) -> Result<Resp, ApiErr
 }
 
 /// `/api/last?metric=m&tagset={k=v,...}[&counter]`.
-pub(super) fn last(app: &App, ctx: &Ctx) -> Result<Resp, ApiError> {
+pub(super) fn last(r: &Reads<'_>, ctx: &Ctx) -> Result<Resp, ApiError> {
     get_only(ctx)?;
     let metric = ctx.params.get("metric").ok_or_else(|| ApiError::bad("Missing parameter metric"))?;
     let tagset = ctx.params.get("tagset").unwrap_or("{}");
@@ -239,18 +237,18 @@ pub(super) fn last(app: &App, ctx: &Ctx) -> Result<Resp, ApiError> {
         .map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| ApiError::bad(format!("Invalid tagset: {tagset}"))))
         .collect::<Result<_, _>>()?;
     want.sort();
-    let s = series_named(app, metric).into_iter().find(|s| s.key.tags() == want.as_slice());
-    let l = s.and_then(|s| app.last_point(&s)).ok_or_else(|| text_error(StatusCode::NOT_FOUND, "no match"))?;
+    let s = series_named(r, metric).into_iter().find(|s| s.key.tags() == want.as_slice());
+    let l = s.and_then(|s| r.last_point(&s)).ok_or_else(|| text_error(StatusCode::NOT_FOUND, "no match"))?;
     let value = if ctx.params.flag("counter") { l.rate } else { l.value };
     ok(&json!({"Value": host::num(value), "Timestamp": l.time_ms / 1000}), ctx)
 }
 
 /// `/api/metadata/metrics[?metric=m]`.
-pub(super) fn metadata_metrics(app: &App, ctx: &Ctx) -> Result<Resp, ApiError> {
+pub(super) fn metadata_metrics(r: &Reads<'_>, meta: &MetaDb, ctx: &Ctx) -> Result<Resp, ApiError> {
     get_only(ctx)?;
     let entry = |metric: &str, series: &[Arc<Series>]| -> Json {
         let mut o = Map::new();
-        if let Some(m) = app.meta.metric(metric) {
+        if let Some(m) = meta.metric(metric) {
             for (k, v) in [("Desc", &m.desc), ("Unit", &m.unit), ("Rate", &m.rate)] {
                 if !v.is_empty() {
                     o.insert(k.into(), json!(v));
@@ -265,13 +263,13 @@ pub(super) fn metadata_metrics(app: &App, ctx: &Ctx) -> Result<Resp, ApiError> {
     if let Some(metric) = ctx.params.get("metric") {
         // `__vm.os.cpu` answers with the metadata of `os.cpu`.
         let meta_name = if metric.starts_with("__") { metric.split_once('.').map_or(metric, |(_, rest)| rest) } else { metric };
-        return ok(&entry(meta_name, &series_named(app, metric)), ctx);
+        return ok(&entry(meta_name, &series_named(r, metric)), ctx);
     }
     let mut all: BTreeMap<String, Vec<Arc<Series>>> = BTreeMap::new();
-    for s in app.index.all_series() {
+    for s in r.index.all_series() {
         all.entry(s.key.metric().to_owned()).or_default().push(s);
     }
-    for (m, _) in app.meta.metrics() {
+    for (m, _) in meta.metrics() {
         all.entry(m).or_default();
     }
     let out: Map<String, Json> = all.iter().filter(|(m, _)| !m.starts_with("__")).map(|(m, s)| (m.clone(), entry(m, s))).collect();

@@ -76,19 +76,19 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>, recall: Arc<std::sync:
         ("status", None) => meta::status(&ctx),
         // Bosun's surface.
         ("metadata", Some("put")) => bosun::metadata_put(app, req, &ctx).await,
-        ("metadata", Some("get")) => bosun::metadata_get(app, &ctx),
-        ("metadata", Some("metrics")) => bosun::metadata_metrics(app, &ctx),
+        ("metadata", Some("get")) => bosun::metadata_get(&app.meta, &ctx),
+        ("metadata", Some("metrics")) => bosun::metadata_metrics(&app.reads(), &app.meta, &ctx),
         ("index", None) => bosun::index(app, req, &ctx).await,
         ("host", None) => bosun::hosts(app, &ctx).await,
-        ("metric", _) => bosun::metric(app, &ctx, &segments(&rest)),
-        ("tagk", Some(_)) => bosun::tagk(app, &ctx, &segments(&rest).join("/")),
+        ("metric", _) => bosun::metric(&app.reads(), &ctx, &segments(&rest)),
+        ("tagk", Some(_)) => bosun::tagk(&app.reads(), &ctx, &segments(&rest).join("/")),
         ("tagv", Some(_)) => {
             let segs = segments(&rest);
             let (tagk, metric) = segs.split_first().map_or((String::new(), None), |(k, m)| (k.clone(), (!m.is_empty()).then(|| m.join("/"))));
-            bosun::tagv(app, &ctx, &tagk, metric.as_deref())
+            bosun::tagv(&app.reads(), &ctx, &tagk, metric.as_deref())
         }
-        ("tagsets", Some(_)) => bosun::tagsets(app, &ctx, &segments(&rest).join("/")),
-        ("last", None) => bosun::last(app, &ctx),
+        ("tagsets", Some(_)) => bosun::tagsets(&app.reads(), &ctx, &segments(&rest).join("/")),
+        ("last", None) => bosun::last(&app.reads(), &ctx),
         ("graph", None) => bosun::graph(app, &ctx).await,
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, "Endpoint not found")),
     }
