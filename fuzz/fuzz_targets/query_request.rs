@@ -38,7 +38,7 @@ fn app() -> &'static Arc<App> {
 }
 
 fn answer(q: &Query) {
-    if let Ok(out) = exec::run(app(), q) {
+    if let Ok(out) = exec::run(&app().reads(), q) {
         assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok(), "{}", String::from_utf8_lossy(&out));
     }
 }
