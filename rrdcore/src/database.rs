@@ -866,12 +866,6 @@ impl Rrd {
         Ok(())
     }
 
-    /// Whether the in-memory state is newer than the file's (a store's
-    /// database between checkpoints).
-    pub fn is_dirty(&self) -> bool {
-        self.dirty
-    }
-
     /// Closes a store's database, handing back its unwritten state, if
     /// any, for [`Rrd::adopt`] or a later checkpoint.
     pub(crate) fn park(self) -> Option<Parked> {
